@@ -1,6 +1,6 @@
 """Time the alignment core (`distill_l2s.align`) on a batch shaped like the paper's, forward and backward.
 
-    python benchmarks/bench_align.py [--repeats 15] [--device cpu]
+    python benchmarks/bench_align.py [--repeats 15] [--device cpu] [--cpu-time]
 
 Two ratios, each from the median of several timed repeats after warm-up, with torch's default threads:
 
@@ -69,14 +69,17 @@ def make_batch(device: str, seed: int = 0) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
+CLOCK = time.perf_counter  # wall time; `--cpu-time` switches to this thread's CPU time
+
+
 def median_seconds(fn, device: str, warmup: int, repeats: int) -> float:
-    "Median wall time of `fn()` over `repeats` calls after `warmup` calls."
+    "Median time of `fn()` over `repeats` calls after `warmup` calls."
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(warmup): fn()
     times = []
     for _ in range(repeats):
-        sync(); t0 = time.perf_counter(); fn(); sync()
-        times.append(time.perf_counter() - t0)
+        sync(); t0 = CLOCK(); fn(); sync()
+        times.append(CLOCK() - t0)
     return statistics.median(times)
 
 
@@ -130,8 +133,13 @@ def main():
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="one torch thread, timed by this thread's CPU time: steadier on a machine shared with other jobs")
     args = ap.parse_args()
     dev = args.device
+    if args.cpu_time:
+        global CLOCK
+        torch.set_num_threads(1); CLOCK = time.thread_time
     torch.manual_seed(0)
     x = make_batch(dev)
     proj = Projection(D_STUDENT, D_TEACHER, device=dev)
@@ -143,7 +151,8 @@ def main():
     cpu = platform.processor() or platform.machine()
     print(f"machine: {platform.platform()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {dev}, load average {os.getloadavg()[0]:.2f}")
-    print(f"median of {args.repeats} after {args.warmup} warm-up, forward + backward:")
+    clock = "CPU time of the one thread" if args.cpu_time else "wall time"
+    print(f"median {clock} of {args.repeats} repeats after {args.warmup} warm-up, forward + backward:")
     print("glibc's default allocator (large tensors are fresh pages every time):")
     report(measure(x, proj, dev, args.warmup, args.repeats))
     if dev == "cpu" and keep_freed_memory():
