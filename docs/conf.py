@@ -24,7 +24,6 @@ exclude_patterns = ["**/.ipynb_checkpoints"]
 
 # notebooks arrive executed and processed by nbdev (tools/docs.py): render, never execute
 nb_execution_mode = "off"
-nb_output_folder = str(Path(__file__).resolve().parents[1] / "build" / "jupyter_execute")  # scratch, not beside the output
 nb_render_markdown_format = "myst"   # show_doc and other markdown outputs, with tables and attributes
 nb_merge_streams = True
 myst_enable_extensions = ["attrs_inline", "attrs_block", "colon_fence", "dollarmath", "amsmath", "strikethrough"]

@@ -193,13 +193,17 @@ def build(out: Path = ROOT / "_site", jobs: int = os.cpu_count() or 1) -> Path:
     from sphinx.cmd.build import build_main
     from nbdev.config import get_config
     cfg = get_config(ROOT)
+    if out.exists() and any(out.iterdir()) and not (out / ".nojekyll").exists():
+        raise SystemExit(f"{out} exists and holds something other than a site built by this script: choose another --out")
     t = time.time()
     print(f"executing and processing notebooks in {cfg.nbs_path} ({jobs} at a time)", flush=True)
     stage(Path(cfg.nbs_path), jobs)
     print(f"notebooks done in {time.time() - t:.1f} s; rendering with Sphinx", flush=True)
-    if out.exists(): shutil.rmtree(out)
-    rc = build_main(["-b", "html", "-q", "-c", str(ROOT / "docs"), "-d", str(STAGE.parent / "doctrees"), str(STAGE), str(out)])
+    html = STAGE.parent / "html"  # MyST-NB keeps scratch files beside Sphinx's output folder: render inside build/, then copy
+    for d in (html, out): shutil.rmtree(d, ignore_errors=True)
+    rc = build_main(["-b", "html", "-q", "-c", str(ROOT / "docs"), "-d", str(STAGE.parent / "doctrees"), str(STAGE), str(html)])
     if rc: raise SystemExit(f"sphinx-build failed with exit code {rc}")
+    shutil.copytree(html, out)
     _relative_site_links(out, f"{cfg.get('doc_host', '')}{cfg.get('doc_baseurl', '')}")
     (out / ".nojekyll").touch()
     print(f"site written to {out} in {time.time() - t:.1f} s: open {out / 'index.html'}")
