@@ -58,6 +58,11 @@ def _link_notebooks(md: str) -> str:
     return re.sub(r"\]\((?!\w+:)([^)\s#]+\.ipynb)(#[^)\s]*)?\)", sub, md)
 
 
+def _callouts(md: str) -> str:
+    "Quarto callouts (`::: {.callout-note}`) as MyST admonitions (`:::{note}`)."
+    return re.sub(r"^(:::+)\s*\{\.callout-(note|tip|warning|important|caution)[^}]*\}\s*$", r"\1{\2}", md, flags=re.M)
+
+
 def _quarto_to_myst(nb):
     "Turn the Quarto-ready notebook nbdev made into one MyST-NB renders the same way."
     from fastcore.nbio import mk_cell
@@ -85,7 +90,7 @@ def _quarto_to_myst(nb):
                 o["data"]["text/markdown"] = re.sub(r"^(#+) (\S+)$", lambda m: f'<span id="{m.group(2).lower()}"></span>\n\n{m.group(0)}',
                                                     md, count=1, flags=re.M)
             if tags: c.metadata["tags"] = sorted(tags)
-        elif c.cell_type == "markdown": c.source = _link_notebooks(c.source)
+        elif c.cell_type == "markdown": c.source = _callouts(_link_notebooks(c.source))
         for k in list(c.keys()):
             if k not in _CELL_KEYS[c.cell_type]: del c[k]
         c.metadata.pop("language", None)
