@@ -27,7 +27,7 @@ nb_execution_mode = "off"
 nb_render_markdown_format = "myst"   # show_doc and other markdown outputs, with tables and attributes
 nb_merge_streams = True
 myst_enable_extensions = ["attrs_inline", "attrs_block", "colon_fence", "dollarmath", "amsmath", "strikethrough"]
-myst_heading_anchors = 3
+myst_heading_anchors = 3  # GitHub-style heading ids: show_doc headings get the anchors nbdev links to (`#distill_loss`)
 suppress_warnings = ["mystnb.unknown_mime_type", "myst.header"]
 
 html_theme = "furo"  # self-contained: no web fonts or scripts from other hosts

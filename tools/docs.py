@@ -58,9 +58,23 @@ def _link_notebooks(md: str) -> str:
     return re.sub(r"\]\((?!\w+:)([^)\s#]+\.ipynb)(#[^)\s]*)?\)", sub, md)
 
 
+def _unlink_private(md: str) -> str:
+    "Drop nbdev's links to private names (`_helper`): nbdev documents no private name, so their anchors never exist."
+    def sub(m):
+        last = m.group(2).rsplit(".", 1)[-1]
+        return f"`{m.group(1)}`" if last.startswith("_") and not last.startswith("__") else m.group(0)
+    return re.sub(r"\[`([^`]+)`\]\([^)\s]+#([^)\s]+)\)", sub, md)
+
+
 def _callouts(md: str) -> str:
     "Quarto callouts (`::: {.callout-note}`) as MyST admonitions (`:::{note}`)."
     return re.sub(r"^(:::+)\s*\{\.callout-(note|tip|warning|important|caution)[^}]*\}\s*$", r"\1{\2}", md, flags=re.M)
+
+
+def _anchor(m: re.Match) -> str:
+    "A show_doc heading with the anchor nbdev's links use (`#scaler.__call__`), where MyST's slug (`scaler__call__`) differs."
+    anchor = m.group(2).lower()
+    return m.group(0) if re.fullmatch(r"[\w-]+", anchor) else f'<div id="{anchor}"></div>\n\n{m.group(0)}'
 
 
 def _quarto_to_myst(nb):
@@ -85,12 +99,11 @@ def _quarto_to_myst(nb):
                 md = o.get("data", {}).get("text/markdown")
                 if md is None: continue
                 md = "".join(md) if isinstance(md, list) else md
+                md = _unlink_private(md)
                 if md.startswith("---\n"): md, tags = md[4:].lstrip(), tags | {"show-doc"}  # the rule is drawn by CSS
-                # show_doc headings: give them the anchor nbdev's doc links use (`#scaler.__call__`)
-                o["data"]["text/markdown"] = re.sub(r"^(#+) (\S+)$", lambda m: f'<span id="{m.group(2).lower()}"></span>\n\n{m.group(0)}',
-                                                    md, count=1, flags=re.M)
+                o["data"]["text/markdown"] = re.sub(r"^(#+) (\S+)$", _anchor, md, count=1, flags=re.M)
             if tags: c.metadata["tags"] = sorted(tags)
-        elif c.cell_type == "markdown": c.source = _callouts(_link_notebooks(c.source))
+        elif c.cell_type == "markdown": c.source = _callouts(_link_notebooks(_unlink_private(c.source)))
         for k in list(c.keys()):
             if k not in _CELL_KEYS[c.cell_type]: del c[k]
         c.metadata.pop("language", None)
