@@ -5,4 +5,11 @@ d = { 'settings': { 'branch': 'main',
                 'doc_host': 'https://distill-l2s.github.io',
                 'git_url': 'https://github.com/distill-l2s/distill-l2s',
                 'lib_path': 'distill_l2s'},
-  'syms': {}}
+  'syms': { 'distill_l2s.text': { 'distill_l2s.text._kind': ('text.html#_kind', 'distill_l2s/text.py'),
+                                  'distill_l2s.text._lang': ('text.html#_lang', 'distill_l2s/text.py'),
+                                  'distill_l2s.text._normalized_pairs': ('text.html#_normalized_pairs', 'distill_l2s/text.py'),
+                                  'distill_l2s.text.build_vocab': ('text.html#build_vocab', 'distill_l2s/text.py'),
+                                  'distill_l2s.text.cer': ('text.html#cer', 'distill_l2s/text.py'),
+                                  'distill_l2s.text.make_processor': ('text.html#make_processor', 'distill_l2s/text.py'),
+                                  'distill_l2s.text.normalize': ('text.html#normalize', 'distill_l2s/text.py'),
+                                  'distill_l2s.text.wer': ('text.html#wer', 'distill_l2s/text.py')}}}
