@@ -171,3 +171,12 @@ def test_sampler_rejects_nothing_and_groups(cv):
     durs = [float(d) for d in np.random.default_rng(5).uniform(1, 10, 101)]
     order = list(length_grouped_sampler(durs, 8, seed=None))
     assert sorted(order) == list(range(101))
+
+
+def test_unusual_characters_in_sentences_stay_in_their_row(tmp_path):
+    "Quotes, U+2028, U+0085 and form feeds are sentence text, not row or field breaks."
+    sentences = ['"Open quote only', "line\u2028separator and next\u0085line", "form\x0cfeed", 'a ""double"" quote"']
+    lang_dir = write_cv_fixture(tmp_path, {"train": [dict(sentence=s) for s in sentences]})
+    records, skips = read_split(lang_dir, "train")
+    assert [r.sentence for r in records] == sentences and skips.rows == 4
+    assert [r.text for r in records] == ["open quote only", "line separator and next line", "form feed", "a double quote"]
