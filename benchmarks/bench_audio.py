@@ -10,6 +10,7 @@ noise), then times, best of `--repeat` passes over all clips:
 Run from the repository root:  python benchmarks/bench_audio.py [--clips 60] [--repeat 3]
 """
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -67,6 +68,7 @@ def main():
         for name, fn in stages.items():
             t = best_time(fn, len(paths), args.repeat)
             print(f"{name:20s} {t:8.3f} {audio_s / t:12.0f}")
+        print(f"load average over the last minute: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
