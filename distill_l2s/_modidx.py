@@ -51,4 +51,12 @@ d = { 'settings': { 'branch': 'main',
                                      'distill_l2s.teacher._tensor_bytes': ('teacher.html#_tensor_bytes', 'distill_l2s/teacher.py'),
                                      'distill_l2s.teacher.load_text_encoder': ('teacher.html#load_text_encoder', 'distill_l2s/teacher.py'),
                                      'distill_l2s.teacher.tokenizer_digest': ('teacher.html#tokenizer_digest', 'distill_l2s/teacher.py'),
-                                     'distill_l2s.teacher.weights_digest': ('teacher.html#weights_digest', 'distill_l2s/teacher.py')}}}
+                                     'distill_l2s.teacher.weights_digest': ('teacher.html#weights_digest', 'distill_l2s/teacher.py')},
+            'distill_l2s.text': { 'distill_l2s.text._kind': ('text.html#_kind', 'distill_l2s/text.py'),
+                                  'distill_l2s.text._lang': ('text.html#_lang', 'distill_l2s/text.py'),
+                                  'distill_l2s.text._normalized_pairs': ('text.html#_normalized_pairs', 'distill_l2s/text.py'),
+                                  'distill_l2s.text.build_vocab': ('text.html#build_vocab', 'distill_l2s/text.py'),
+                                  'distill_l2s.text.cer': ('text.html#cer', 'distill_l2s/text.py'),
+                                  'distill_l2s.text.make_processor': ('text.html#make_processor', 'distill_l2s/text.py'),
+                                  'distill_l2s.text.normalize': ('text.html#normalize', 'distill_l2s/text.py'),
+                                  'distill_l2s.text.wer': ('text.html#wer', 'distill_l2s/text.py')}}}
