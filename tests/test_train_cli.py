@@ -174,6 +174,7 @@ def test_ddp_two_processes(work):
 DDP_NONFINITE = """
 import json, os, sys, torch
 from dataclasses import dataclass
+from pathlib import Path
 from transformers import TrainingArguments, TrainerCallback
 from transformers.utils import ModelOutput
 from distill_l2s.train import DistillTrainer
@@ -195,38 +196,38 @@ class Data(torch.utils.data.Dataset):
         x = torch.randn(4, generator=torch.Generator().manual_seed(i))
         return {"input_values": x * float("nan") if i in POISON else x, "labels": x.sum()}
 
-class Record(TrainerCallback):
-    def on_step_end(self, args, state, control, model=None, **kw):
-        WEIGHTS.append(model.lin.weight.detach().flatten().tolist())
+def run(poison, max_nonfinite):
+    "Train 8 steps with NaN inputs at the indices `poison`; return the weights after each step, the skip count, the error."
+    global POISON; POISON, WEIGHTS = set(poison), []
+    class Record(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw): WEIGHTS.append(model.lin.weight.detach().flatten().tolist())
+    args = TrainingArguments(output_dir=sys.argv[1], max_steps=8, per_device_train_batch_size=2, gradient_accumulation_steps=2,
+                             learning_rate=0.05, report_to="none", save_strategy="no", use_cpu=True, seed=0, logging_steps=4,
+                             ddp_find_unused_parameters=True)
+    torch.manual_seed(0)
+    trainer = DistillTrainer(model=Toy(), args=args, train_dataset=Data(), max_nonfinite=max_nonfinite, callbacks=[Record()],
+                             data_collator=lambda b: {k: torch.stack([x[k] for x in b]) for k in b[0]})
+    try: trainer.train(); error = None
+    except Exception as e: error = f"{type(e).__name__}: {e}"
+    return dict(weights=WEIGHTS, skipped=trainer.nonfinite_skipped, error=error)
 
-POISON, WEIGHTS = set(json.loads(sys.argv[2])), []
-args = TrainingArguments(output_dir=sys.argv[1], max_steps=8, per_device_train_batch_size=2, gradient_accumulation_steps=2,
-                         learning_rate=0.05, report_to="none", save_strategy="no", use_cpu=True, seed=0, logging_steps=4,
-                         ddp_find_unused_parameters=True)
-model = Toy()
-trainer = DistillTrainer(model=model, args=args, train_dataset=Data(), max_nonfinite=int(sys.argv[3]), callbacks=[Record()],
-                         data_collator=lambda b: {k: torch.stack([x[k] for x in b]) for k in b[0]})
-try: trainer.train(); error = None
-except Exception as e: error = f"{type(e).__name__}: {e}"
-rank = os.environ.get("RANK", "0")
-Path = __import__("pathlib").Path
-Path(sys.argv[1], f"rank{rank}.json").write_text(json.dumps(dict(weights=WEIGHTS, skipped=trainer.nonfinite_skipped, error=error)))
+# a NaN now and then (64 items, one epoch: each poisoned item is met once), then a NaN in every batch
+out = dict(some=run([9, 25, 41, 57], 10), every=run(range(64), 3))
+Path(sys.argv[1], f"rank{os.environ.get('RANK', '0')}.json").write_text(json.dumps(out))
 """
 
 
 def test_ddp_nonfinite_skip(work):
     "Two DDP ranks: a NaN loss on one rank voids that optimizer step on both, and both keep identical weights."
-    script = work["dir"] / "ddp_nonfinite.py"
-    script.write_text(DDP_NONFINITE)
-    def launch(out, poison, limit):
-        r = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", "29518", str(script), str(out), json.dumps(poison),
-                            str(limit)], env=ENV, capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr[-4000:]
-        return [json.loads((out / f"rank{k}.json").read_text()) for k in (0, 1)]
-    ranks = launch(work["dir"] / "nan1", [9, 25, 41, 57], 10)
-    assert ranks[0]["weights"] == ranks[1]["weights"] and ranks[0]["error"] is None
-    assert ranks[0]["skipped"] == ranks[1]["skipped"] >= 1
-    w = ranks[0]["weights"]
+    script, out = work["dir"] / "ddp_nonfinite.py", work["dir"] / "nonfinite"
+    script.write_text(DDP_NONFINITE); out.mkdir()
+    r = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", "29518", str(script), str(out)],
+                       env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    ranks = [json.loads((out / f"rank{k}.json").read_text()) for k in (0, 1)]
+    some = [r["some"] for r in ranks]
+    assert some[0]["weights"] == some[1]["weights"] and some[0]["error"] is None and len(some[0]["weights"]) == 8
+    assert some[0]["skipped"] == some[1]["skipped"] >= 1
+    w = some[0]["weights"]
     assert any(a == b for a, b in zip(w, w[1:]))  # a voided step leaves the weights exactly as they were
-    ranks = launch(work["dir"] / "nan_all", list(range(64)), 3)
-    for r in ranks: assert r["error"].startswith("NonFiniteLossError: 3 batches in a row"), r["error"]
+    for r in ranks: assert r["every"]["error"].startswith("NonFiniteLossError: 3 batches in a row"), r["every"]["error"]
