@@ -10,19 +10,20 @@ random state of every step (layer drop, SpecAugment) are the same in all three m
 
 Each mode runs in its own worker process, so that its peak memory (`ru_maxrss`) is its own. The parent asks the
 workers for one step at a time, rotating their order every round, so that slow phases of a shared machine hit all
-modes alike; the first `--warmup` rounds are not counted.
+modes alike; the first `--warmup` rounds are not counted. Every step is timed in wall-clock time and in the worker's
+CPU time (`time.process_time`, all its threads); on a machine shared with other jobs, CPU time with `--threads 1` is
+the steadier measure of the work a step does.
 
 Run from the repository root:
 
     python benchmarks/bench_step.py            # 1 warm-up round + 5 timed rounds
-    python benchmarks/bench_step.py --rounds 9 --threads 2
+    python benchmarks/bench_step.py --rounds 9 --threads 1
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -113,9 +114,9 @@ def worker(mode: str, tmp: Path, threads: int):
     for line in sys.stdin:
         cmd, *arg = line.split()
         if cmd != "step": break
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step(int(arg[0]))
-        print(f"{time.perf_counter() - t0:.6f}", flush=True)
+        print(f"{time.perf_counter() - t0:.6f} {time.process_time() - c0:.6f}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps(dict(rss_imports=rss_imports, rss_setup=rss_setup, peak=peak)), flush=True)
 
@@ -140,14 +141,16 @@ def main():
                                      stderr=subprocess.DEVNULL, text=True, bufsize=1, env=env) for m in MODES}
         for m, p in procs.items():
             if p.stdout.readline().strip() != "ready": sys.exit(f"worker {m} failed to start")
-        times = {m: [] for m in MODES}
+        wall, cpu = {m: [] for m in MODES}, {m: [] for m in MODES}
         for r in range(args.warmup + args.rounds):
+            got = {}
             for m in MODES[r % 3:] + MODES[:r % 3]:  # rotate the order every round
                 procs[m].stdin.write(f"step {r}\n"); procs[m].stdin.flush()
-                t = float(procs[m].stdout.readline())
-                if r >= args.warmup: times[m].append(t)
+                got[m] = [float(x) for x in procs[m].stdout.readline().split()]
+            if r >= args.warmup:
+                for m in MODES: wall[m].append(got[m][0]); cpu[m].append(got[m][1])
             print(f"round {r + 1}/{args.warmup + args.rounds}" + (" (warm-up)" if r < args.warmup else "") + ": "
-                  + ", ".join(f"{m} {times[m][-1] if r >= args.warmup else t:.2f}s" for m in MODES), file=sys.stderr)
+                  + ", ".join(f"{m} {got[m][0]:.2f}s wall {got[m][1]:.2f}s cpu" for m in MODES), file=sys.stderr)
         mem = {}
         for m, p in procs.items():
             p.stdin.write("quit\n"); p.stdin.flush()
@@ -155,18 +158,21 @@ def main():
             p.wait()
 
     import torch
-    base = statistics.median(times["plain"])
+    threads = args.threads or torch.get_num_threads()
     print(f"One training step (fwd + bwd + AdamW) of a wav2vec2-base-sized student, batch {B} x {SECONDS:g} s, CPU")
-    print(f"torch {torch.__version__}, {torch.get_num_threads() if not args.threads else args.threads} threads, "
-          f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}")
-    print(f"{args.rounds} timed rounds after {args.warmup} warm-up, modes interleaved; median per mode\n")
-    print(f"| mode | step (s, median) | min-max (s) | vs plain CTC | paired ratio (median) | peak RSS (MiB) | peak - RSS after imports (MiB) |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"torch {torch.__version__}, {threads} thread(s) per worker, {os.cpu_count()} cores, "
+          f"load average at the end {os.getloadavg()[0]:.1f}")
+    print(f"{args.rounds} timed rounds after {args.warmup} warm-up, modes interleaved; medians over rounds; "
+          f"'paired' = median over rounds of the per-round ratio to plain CTC\n")
+    print("| mode | wall s | wall vs plain | wall paired | CPU s | CPU vs plain | CPU paired | peak RSS MiB | peak - after imports MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for m in MODES:
-        med = statistics.median(times[m])
-        paired = statistics.median(t / p for t, p in zip(times[m], times["plain"]))
-        print(f"| {LABELS[m]} | {med:.2f} | {min(times[m]):.2f}-{max(times[m]):.2f} | {med / base:.3f}x | {paired:.3f}x "
-              f"| {mem[m]['peak']:.0f} | {mem[m]['peak'] - mem[m]['rss_imports']:.0f} |")
+        cells = []
+        for t in (wall, cpu):
+            med = statistics.median(t[m])
+            cells += [f"{med:.2f}", f"{med / statistics.median(t['plain']):.3f}x",
+                      f"{statistics.median(a / b for a, b in zip(t[m], t['plain'])):.3f}x"]
+        print(f"| {LABELS[m]} | " + " | ".join(cells) + f" | {mem[m]['peak']:.0f} | {mem[m]['peak'] - mem[m]['rss_imports']:.0f} |")
 
 
 if __name__ == "__main__": main()
