@@ -163,6 +163,29 @@ def test_resume_after_kill(work):
     assert res["weights_digest"] == ref["weights_digest"]  # the best checkpoint too
 
 
+def test_resume_after_ctrl_c(work):
+    "Ctrl-C saves the last completed step; the resumed run ends where an uninterrupted one does."
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+    from distill_l2s.train import train
+    ref = work["dir"] / "uninterrupted"
+    assert (ref / "results.json").exists(), "runs after test_resume_after_kill"
+    out = work["dir"] / "ctrl_c"
+    cfg = _tiny_cfg(work, out, lam=0.5, max_steps=12)
+    class CtrlC(TrainerCallback):
+        "Interrupt training like Ctrl-C right after optimizer step 6."
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 6: raise KeyboardInterrupt
+    with pytest.warns(UserWarning, match="interrupted at step 6"), pytest.raises(KeyboardInterrupt):
+        train(cfg, callbacks=[CtrlC()])
+    assert (out / "checkpoint-6").is_dir()
+    res = train(cfg, resume=True)
+    final = [load_file(d / "checkpoint-12" / "model.safetensors") for d in (out, ref)]
+    for k in final[0]: assert torch.equal(final[0][k], final[1][k]), k
+    assert res["steps"] == 12 and res["weights_digest"] == json.loads((ref / "results.json").read_text())["weights_digest"]
+
+
 def test_ddp_two_processes(work):
     out = work["dir"] / "ddp"
     run(work, "distill-l2s-train", *tiny(work, out, 0.5, "--set", "max_steps=4", "per_device_batch_size=1"),
