@@ -1,13 +1,13 @@
 """Audio throughput on one CPU core: seconds of 48 kHz MP3 audio turned into 16 kHz model input per second of wall time.
 
 Writes Common Voice-like clips (48 kHz mono MP3 at 64 kbit/s constant bitrate, 2-8 s, a voiced-sounding tone with
-noise), then times, best of `--repeat` passes over all clips:
+noise), then times, best of `--repeat` passes over all clips (stages take turns, so they meet the same load):
 
   decode              soundfile.read alone: the floor
   decode + resample   `load_audio`: decode, mix to mono, resample 48 -> 16 kHz (cached torchaudio Resample)
   dataset item        `SpeechDataset.__getitem__`: the above plus zero-mean unit-variance scaling and labels
 
-Run from the repository root:  python benchmarks/bench_audio.py [--clips 60] [--repeat 3]
+Run from the repository root:  python benchmarks/bench_audio.py [--clips 60] [--repeat 7]
 """
 import argparse
 import os
@@ -25,20 +25,21 @@ from distill_l2s.data import SpeechDataset, load_audio, read_split, write_cv_fix
 from distill_l2s.text import build_vocab, make_processor  # noqa: E402
 
 
-def best_time(fn, n: int, repeat: int) -> float:
-    "Fastest of `repeat` passes of fn(0) .. fn(n-1), in seconds."
-    best = float("inf")
+def best_times(stages: dict, n: int, repeat: int) -> dict:
+    "Fastest of `repeat` passes of fn(0) .. fn(n-1) per stage, in seconds; stages alternate so they share the load."
+    best = dict.fromkeys(stages, float("inf"))
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        for i in range(n): fn(i)
-        best = min(best, time.perf_counter() - t0)
+        for name, fn in stages.items():
+            t0 = time.perf_counter()
+            for i in range(n): fn(i)
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=60, help="number of clips")
-    ap.add_argument("--repeat", type=int, default=3, help="passes per stage; the fastest counts")
+    ap.add_argument("--repeat", type=int, default=7, help="passes per stage; the fastest counts")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -65,8 +66,7 @@ def main():
         print(f"{len(paths)} clips, {audio_s:.0f} s of audio, {info.samplerate} Hz, {info.channels} channel(s), "
               f"{kbps:.0f} kbit/s MP3, torch threads {torch.get_num_threads()}, best of {args.repeat}")
         print(f"{'stage':20s} {'wall s':>8s} {'x real time':>12s}")
-        for name, fn in stages.items():
-            t = best_time(fn, len(paths), args.repeat)
+        for name, t in best_times(stages, len(paths), args.repeat).items():
             print(f"{name:20s} {t:8.3f} {audio_s / t:12.0f}")
         print(f"load average over the last minute: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
