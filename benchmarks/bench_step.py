@@ -110,9 +110,38 @@ def worker(mode: str, tmp: Path, threads: int):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    def timed(fn, reps: int) -> list[float]:
+        "Median wall and CPU seconds of `fn` over `reps` calls, after two untimed ones."
+        for _ in range(2): fn()
+        ts = []
+        for _ in range(reps):
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            ts.append((time.perf_counter() - t0, time.process_time() - c0))
+        return [statistics.median(t[i] for t in ts) for i in (0, 1)]
+
+    def parts(reps: int) -> dict:
+        "The work Distill-L2S adds to a CTC step, each part timed alone: the KD path, and the live teacher."
+        if mode == "plain": return {}
+        from distill_l2s.align import distill_loss, interpolate, shrink
+        t_feats, t_lens = teacher.encode(texts) if mode == "live" else (feats, lens)
+        with torch.no_grad(): out, hidden = model.student_forward(input_values, attention_mask)  # real activations
+        frames = model.frame_lengths(attention_mask, input_values)
+        proj_opt = torch.optim.AdamW(model.projection.parameters(), lr=1e-5)
+        def kd():  # shrink, project, resize the teacher, loss; backward into the hidden states; projection update
+            h = hidden.detach().requires_grad_()
+            s, n = shrink(h, out.logits, frames, model.blank_id)
+            distill_loss(model.projection(s), interpolate(t_feats, t_lens, n), n).backward()
+            proj_opt.step(); proj_opt.zero_grad(set_to_none=True)
+        res = {"kd path": timed(kd, reps)}
+        if mode == "live":
+            with torch.no_grad(): res["teacher encode"] = timed(lambda: teacher.encode(texts), reps)
+        return res
+
     print("ready", flush=True)
     for line in sys.stdin:
         cmd, *arg = line.split()
+        if cmd == "parts": print(json.dumps(parts(int(arg[0]))), flush=True); continue
         if cmd != "step": break
         t0, c0 = time.perf_counter(), time.process_time()
         step(int(arg[0]))
@@ -126,6 +155,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds (one step of every mode each)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: torch's default)")
+    ap.add_argument("--part-reps", type=int, default=30, help="repetitions when timing the added parts alone")
     ap.add_argument("--worker", choices=MODES + ("prepare",), help=argparse.SUPPRESS)
     ap.add_argument("--tmp", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -151,6 +181,10 @@ def main():
                 for m in MODES: wall[m].append(got[m][0]); cpu[m].append(got[m][1])
             print(f"round {r + 1}/{args.warmup + args.rounds}" + (" (warm-up)" if r < args.warmup else "") + ": "
                   + ", ".join(f"{m} {got[m][0]:.2f}s wall {got[m][1]:.2f}s cpu" for m in MODES), file=sys.stderr)
+        extra = {}
+        for m, p in procs.items():
+            p.stdin.write(f"parts {args.part_reps}\n"); p.stdin.flush()
+            extra.update({f"{k} ({m})": v for k, v in json.loads(p.stdout.readline()).items()})
         mem = {}
         for m, p in procs.items():
             p.stdin.write("quit\n"); p.stdin.flush()
@@ -173,6 +207,11 @@ def main():
             cells += [f"{med:.2f}", f"{med / statistics.median(t['plain']):.3f}x",
                       f"{statistics.median(a / b for a, b in zip(t[m], t['plain'])):.3f}x"]
         print(f"| {LABELS[m]} | " + " | ".join(cells) + f" | {mem[m]['peak']:.0f} | {mem[m]['peak'] - mem[m]['rss_imports']:.0f} |")
+    print(f"\nWork Distill-L2S adds, each part timed alone (median of {args.part_reps}), against the median plain CTC step:\n")
+    print("| part | wall ms | CPU ms | share of a plain step (CPU) |")
+    print("|---|---|---|---|")
+    base_cpu = statistics.median(cpu["plain"])
+    for k, (w, c) in extra.items(): print(f"| {k} | {1e3 * w:.1f} | {1e3 * c:.1f} | {100 * c / base_cpu:.2f}% |")
 
 
 if __name__ == "__main__": main()
