@@ -115,7 +115,8 @@ def measure(x: dict, proj: Projection, dev: str, warmup: int, repeats: int) -> d
 
     torch.testing.assert_close(core(narrow), core_ref(narrow))  # the two compute the same loss
     run = lambda fn: median_seconds(fn, dev, warmup, repeats)
-    return dict(vec=run(lambda: torch.autograd.grad(core(narrow), narrow)),
+    return dict(copy=run(lambda: narrow.detach().clone()),
+                vec=run(lambda: torch.autograd.grad(core(narrow), narrow)),
                 ref=run(lambda: torch.autograd.grad(core_ref(narrow), narrow)),
                 bridge=run(bridge),
                 matmul=run(lambda: torch.autograd.grad(proj(rows), [rows, proj.weight], grad_out)))
@@ -123,9 +124,15 @@ def measure(x: dict, proj: Projection, dev: str, warmup: int, repeats: int) -> d
 
 def report(t: dict):
     print(f"  1. shrink+interpolate+distill_loss: vectorised {t['vec'] * 1e3:.1f} ms, per-utterance reference "
-          f"{t['ref'] * 1e3:.1f} ms -> {t['ref'] / t['vec']:.1f}x faster (goal >= 20x)")
+          f"{t['ref'] * 1e3:.1f} ms -> {t['ref'] / t['vec']:.1f}x faster (goal >= 20x); one copy of the frames "
+          f"(the floor: shrinking reads them once, its backward writes their gradient once) {t['copy'] * 1e3:.1f} ms")
     print(f"  2. whole bridge with Projection {t['bridge'] * 1e3:.1f} ms, projection matmul alone {t['matmul'] * 1e3:.1f} ms "
           f"-> {t['bridge'] / t['matmul']:.2f}x (goal <= 1.3x)")
+
+
+def cpu_name() -> str:
+    try: return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
 
 
 def main():
@@ -148,8 +155,11 @@ def main():
           f"frames {x['lengths'].min().item()}..{x['lengths'].max().item()}, "
           f"shrunk rows {n.min().item()}..{n.max().item()} (mean {n.float().mean().item():.0f}), "
           f"teacher tokens {x['t_len'].min().item()}..{x['t_len'].max().item()}")
-    cpu = platform.processor() or platform.machine()
-    print(f"machine: {platform.platform()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    labels, valid = x["logits"].argmax(-1), torch.arange(T, device=dev) < x["lengths"][:, None]
+    starts = torch.ones_like(valid); starts[:, 1:] = labels[:, 1:] != labels[:, :-1]
+    print(f"runs of equal labels in the valid frames: {int((starts & valid).sum())}, of them not blank: "
+          f"{int((starts & valid & (labels != BLANK)).sum())}")
+    print(f"machine: {platform.platform()}, {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {dev}, load average {os.getloadavg()[0]:.2f}")
     clock = "CPU time of the one thread" if args.cpu_time else "wall time"
     print(f"median {clock} of {args.repeats} repeats after {args.warmup} warm-up, forward + backward:")
@@ -158,6 +168,7 @@ def main():
     if dev == "cpu" and keep_freed_memory():
         print("freed memory kept for reuse (mallopt), as PyTorch's caching allocator does on a GPU:")
         report(measure(x, proj, dev, args.warmup, args.repeats))
+    print(f"load average at the end {os.getloadavg()[0]:.2f} (other jobs on the machine slow the wall times)")
 
 
 if __name__ == "__main__":

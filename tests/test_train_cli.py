@@ -1,0 +1,256 @@
+"""End-to-end checks of training, evaluation and transcription through the command line, on a generated
+Common Voice-style folder, a tiny random wav2vec 2.0 student and a tiny random BERT teacher (all offline, CPU).
+
+Covered: the three commands and their argument errors, distillation and the λ = 0 baseline, seeded
+reproducibility, resume after a SIGKILL (final weights identical to an uninterrupted run), two-process DDP
+with gloo (both ranks end with the same weights, also when one rank sees a non-finite loss), and the
+`[project.scripts]` entries. Everything runs by default (about a minute and a half on 2 CPU cores).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+       "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+SCRIPTS = {"distill-l2s-train": "train_cli", "distill-l2s-eval": "eval_cli", "distill-l2s-transcribe": "transcribe_cli"}
+
+
+def sentences():
+    words = "the cat sat on a mat dog ran far away red sun".split()
+    return [" ".join(words[(i * 3 + k) % len(words)] for k in range(2 + i % 3)).capitalize() + "." for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    "A Common Voice-style folder, a tiny teacher, and command wrappers that import this checkout."
+    import torch
+    from distill_l2s.data import write_cv_fixture
+    from distill_l2s.train import save_tiny_teacher
+    torch.set_num_threads(1)  # as in the subprocesses (OMP_NUM_THREADS=1): the same float summation order everywhere
+    d = tmp_path_factory.mktemp("train_cli")
+    s = sentences()
+    rows = {"train": [dict(sentence=t, duration=1.0 + 0.1 * i) for i, t in enumerate(s[:8])],
+            "dev": [dict(sentence=t, duration=1.2) for t in s[8:10]],
+            "test": [dict(sentence=t, duration=1.1) for t in s[10:12]]}
+    lang = write_cv_fixture(d / "cv", rows, lang="en")
+    teacher = save_tiny_teacher(d / "teacher")
+    bins = d / "bin"; bins.mkdir()
+    for name, fn in SCRIPTS.items():  # what a console-script wrapper does, against this checkout
+        (bins / name).write_text(f"import sys\nfrom distill_l2s.cli import {fn}\nsys.exit({fn}())\n")
+    return dict(dir=d, lang=lang, teacher=teacher, bins=bins)
+
+
+def run(work, name, *args, check=True, launcher=()):
+    r = subprocess.run([*launcher, *(() if launcher else (sys.executable,)), str(work["bins"] / name), *map(str, args)],
+                       env=ENV, capture_output=True, text=True, timeout=600)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{name} {args} exited {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}")
+    return r
+
+
+def tiny(work, out, lam, *extra):
+    return [work["lang"], out, "--preset", "tiny", "--teacher", work["teacher"], "--lam", lam, *extra]
+
+
+def test_scripts_registered():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, fn in SCRIPTS.items(): assert scripts[name] == f"distill_l2s.cli:{fn}"
+
+
+def test_help_and_bad_arguments(work):
+    from fastcore.script import CliError
+    from distill_l2s.cli import train_cli, transcribe_cli
+    h = run(work, "distill-l2s-train", "--help").stdout
+    for flag in ("lang_dir", "output_dir", "--preset", "--student", "--teacher", "--lam", "--student-layer",
+                 "--teacher-layer", "--no-shrinking", "--interp-mode", "--loss-kind", "--set", "--seed", "--resume"):
+        assert flag in h, flag
+    # as a command: exit status 1 and a message on stderr, no traceback, nothing written
+    r = run(work, "distill-l2s-train", work["dir"] / "missing", work["dir"] / "r0", "--preset", "tiny", "--lam", "-1",
+            "--set", "interp_mode=cubic", check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    for part in ("missing' is not a folder", "lam=-1", "interp_mode='cubic'"): assert part in r.stderr, (part, r.stderr)
+    assert not (work["dir"] / "r0").exists()
+    # the same checks from Python
+    (work["dir"] / "empty-teacher").mkdir(exist_ok=True)
+    for kw, msg in [(dict(set=["max_step=3"]), "did you mean max_steps"), (dict(preset="huge"), "unknown preset 'huge'"),
+                    (dict(teacher=str(work["dir"] / "no-teacher")), "no-teacher' is not a folder"),
+                    (dict(teacher=str(work["dir"] / "empty-teacher")), "empty-teacher' does not load"),
+                    (dict(student=str(work["dir"] / "empty-teacher")), "student"),
+                    (dict(set=["batch_size=3"]), "not a multiple of per_device_batch_size")]:
+        kw = {"preset": "tiny", "teacher": str(work["teacher"]), **kw}  # a hub name would wait for the network
+        with pytest.raises(CliError, match=msg): train_cli(str(work["lang"]), str(work["dir"] / "r0"), **kw)
+    with pytest.raises(CliError, match="no such audio file"): transcribe_cli(str(work["dir"]), str(work["dir"] / "nothing.wav"))
+
+
+def test_distill_eval_transcribe(work):
+    out = work["dir"] / "kd"
+    r = run(work, "distill-l2s-train", *tiny(work, out, 0.5))
+    res = json.loads((out / "results.json").read_text())
+    assert json.loads(r.stdout.strip().splitlines()[-1])["test"] == res["test"]
+    assert (res["language"], res["lam"], res["steps"], res["world_size"]) == ("en", 0.5, 8, 1)
+    assert res["teacher"] == str(work["teacher"]) and res["train_utterances"] == 8 and res["train_hours"] > 0
+    for split in ("dev", "test"): assert 0 <= res[split]["cer"] and 0 <= res[split]["wer"] and res[split]["utterances"] == 2
+    cfg = json.loads((out / "train_config.json").read_text())
+    assert (cfg["lam"], cfg["max_steps"], cfg["student"]) == (0.5, 8, "random")
+    logs = json.loads((out / "checkpoint-8" / "trainer_state.json").read_text())["log_history"]
+    assert all(h["kd_loss"] > 0 and h["ctc_loss"] > 0 for h in logs if "loss" in h)
+    assert any("eval_cer" in h for h in logs)
+    # the final model is a plain transformers checkpoint
+    assert (out / "model" / "config.json").is_file() and (out / "model" / "vocab.json").is_file()
+    r = run(work, "distill-l2s-eval", out / "model", work["lang"], "--split", "test", "--output", out / "test.json")
+    ev = json.loads((out / "test.json").read_text())
+    assert (ev["cer"], ev["wer"]) == (res["test"]["cer"], res["test"]["wer"]) and "CER" in r.stdout
+    clips = sorted((work["lang"] / "clips").glob("*.mp3"))[:2]
+    r = run(work, "distill-l2s-transcribe", out, *clips)
+    assert r.stdout.count("\n") == 2  # one line per file (an 8-step model may well print empty lines)
+
+
+def _tiny_cfg(work, out, lam=0.0, **kw):
+    from distill_l2s.train import make_config
+    return make_config("tiny", dict(kw), lang_dir=str(work["lang"]), output_dir=str(out), teacher=str(work["teacher"]), lam=lam)
+
+
+def test_baseline_is_reproducible(work):
+    from distill_l2s.train import train
+    a = train(_tiny_cfg(work, work["dir"] / "base_a"))
+    b = train(_tiny_cfg(work, work["dir"] / "base_b"))
+    assert a["teacher"] is None and not (work["dir"] / "base_a" / "teacher_cache").exists()  # λ = 0: no teacher at all
+    for k in ("dev", "test", "weights_digest", "steps"): assert a[k] == b[k], k
+    c = train(_tiny_cfg(work, work["dir"] / "base_c", seed=1))
+    assert c["weights_digest"] != a["weights_digest"]
+
+
+KILLER = """
+import os, signal, sys
+from transformers import TrainerCallback
+from distill_l2s.train import make_config, train
+class Kill(TrainerCallback):
+    "SIGKILL this process right after the checkpoint of step {step} is written."
+    def on_save(self, args, state, control, **kw):
+        if state.global_step == {step}: os.kill(os.getpid(), signal.SIGKILL)
+cfg = make_config("tiny", {cfg!r})
+train(cfg, callbacks=[Kill()])
+"""
+
+
+def test_resume_after_kill(work):
+    import torch
+    from safetensors.torch import load_file
+    from distill_l2s.train import train
+    ref = train(_tiny_cfg(work, work["dir"] / "uninterrupted", lam=0.5, max_steps=12))
+    out = work["dir"] / "killed"
+    cfg = dict(lang_dir=str(work["lang"]), output_dir=str(out), teacher=str(work["teacher"]), lam=0.5, max_steps=12)
+    r = subprocess.run([sys.executable, "-c", KILLER.format(step=4, cfg=cfg)], env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
+    assert (out / "checkpoint-4").is_dir() and not (out / "results.json").exists()
+    from fastcore.script import CliError
+    from distill_l2s.cli import train_cli
+    with pytest.raises(CliError, match="--resume"):  # an existing run is never overwritten by accident
+        train_cli(*map(str, tiny(work, out, 0.5)[:2]), preset="tiny", teacher=str(work["teacher"]), lam=0.5, set=["max_steps=12"])
+    run(work, "distill-l2s-train", *tiny(work, out, 0.5, "--set", "max_steps=12", "--resume"))
+    res = json.loads((out / "results.json").read_text())
+    assert res["steps"] == 12 and (res["dev"], res["test"]) == (ref["dev"], ref["test"])
+    final = [load_file(d / "checkpoint-12" / "model.safetensors") for d in (out, work["dir"] / "uninterrupted")]
+    for k in final[0]: assert torch.equal(final[0][k], final[1][k]), k  # bit-identical on the CPU
+    assert res["weights_digest"] == ref["weights_digest"]  # the best checkpoint too
+
+
+def test_resume_after_ctrl_c(work):
+    "Ctrl-C saves the last completed step; the resumed run ends where an uninterrupted one does."
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+    from distill_l2s.train import train
+    ref = work["dir"] / "uninterrupted"
+    assert (ref / "results.json").exists(), "runs after test_resume_after_kill"
+    out = work["dir"] / "ctrl_c"
+    cfg = _tiny_cfg(work, out, lam=0.5, max_steps=12)
+    class CtrlC(TrainerCallback):
+        "Interrupt training like Ctrl-C right after optimizer step 6."
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 6: raise KeyboardInterrupt
+    with pytest.warns(UserWarning, match="interrupted at step 6"), pytest.raises(KeyboardInterrupt):
+        train(cfg, callbacks=[CtrlC()])
+    assert (out / "checkpoint-6").is_dir()
+    res = train(cfg, resume=True)
+    final = [load_file(d / "checkpoint-12" / "model.safetensors") for d in (out, ref)]
+    for k in final[0]: assert torch.equal(final[0][k], final[1][k]), k
+    assert res["steps"] == 12 and res["weights_digest"] == json.loads((ref / "results.json").read_text())["weights_digest"]
+
+
+def test_ddp_two_processes(work):
+    out = work["dir"] / "ddp"
+    run(work, "distill-l2s-train", *tiny(work, out, 0.5, "--set", "max_steps=4", "per_device_batch_size=1"),
+        launcher=("torchrun", "--nproc_per_node", "2", "--master_port", "29517"))
+    res = json.loads((out / "results.json").read_text())
+    assert res["world_size"] == 2 and res["steps"] == 4  # `train` checked that both ranks hold the same weights
+
+
+DDP_NONFINITE = """
+import json, os, sys, torch
+from dataclasses import dataclass
+from pathlib import Path
+from transformers import TrainingArguments, TrainerCallback
+from transformers.utils import ModelOutput
+from distill_l2s.train import DistillTrainer
+
+@dataclass
+class Out(ModelOutput):
+    loss: torch.Tensor = None; ctc_loss: torch.Tensor = None; kd_loss: torch.Tensor = None; logits: torch.Tensor = None
+
+class Toy(torch.nn.Module):
+    "Regression of the sum of 4 numbers; a NaN input gives a NaN loss."
+    def __init__(self): super().__init__(); self.lin = torch.nn.Linear(4, 1)
+    def forward(self, input_values, labels, **kw):
+        loss = ((self.lin(input_values).squeeze(-1) - labels) ** 2).mean()
+        return Out(loss=loss, ctc_loss=loss, kd_loss=loss * 0, logits=None)
+
+class Data(torch.utils.data.Dataset):
+    def __len__(self): return 64
+    def __getitem__(self, i):
+        x = torch.randn(4, generator=torch.Generator().manual_seed(i))
+        return {"input_values": x * float("nan") if i in POISON else x, "labels": x.sum()}
+
+def run(poison, max_nonfinite):
+    "Train 8 steps with NaN inputs at the indices `poison`; return the weights after each step, the skip count, the error."
+    global POISON; POISON, WEIGHTS = set(poison), []
+    class Record(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw): WEIGHTS.append(model.lin.weight.detach().flatten().tolist())
+    args = TrainingArguments(output_dir=sys.argv[1], max_steps=8, per_device_train_batch_size=2, gradient_accumulation_steps=2,
+                             learning_rate=0.05, report_to="none", save_strategy="no", use_cpu=True, seed=0, logging_steps=4,
+                             ddp_find_unused_parameters=True)
+    torch.manual_seed(0)
+    trainer = DistillTrainer(model=Toy(), args=args, train_dataset=Data(), max_nonfinite=max_nonfinite, callbacks=[Record()],
+                             data_collator=lambda b: {k: torch.stack([x[k] for x in b]) for k in b[0]})
+    try: trainer.train(); error = None
+    except Exception as e: error = f"{type(e).__name__}: {e}"
+    return dict(weights=WEIGHTS, skipped=trainer.nonfinite_skipped, error=error)
+
+# a NaN now and then (64 items, one epoch: each poisoned item is met once), then a NaN in every batch
+out = dict(some=run([9, 25, 41, 57], 10), every=run(range(64), 3))
+Path(sys.argv[1], f"rank{os.environ.get('RANK', '0')}.json").write_text(json.dumps(out))
+"""
+
+
+def test_ddp_nonfinite_skip(work):
+    "Two DDP ranks: a NaN loss on one rank voids that optimizer step on both, and both keep identical weights."
+    script, out = work["dir"] / "ddp_nonfinite.py", work["dir"] / "nonfinite"
+    script.write_text(DDP_NONFINITE); out.mkdir()
+    r = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", "29518", str(script), str(out)],
+                       env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    ranks = [json.loads((out / f"rank{k}.json").read_text()) for k in (0, 1)]
+    some = [r["some"] for r in ranks]
+    assert some[0]["weights"] == some[1]["weights"] and some[0]["error"] is None and len(some[0]["weights"]) == 8
+    assert some[0]["skipped"] == some[1]["skipped"] >= 1
+    w = some[0]["weights"]
+    assert any(a == b for a, b in zip(w, w[1:]))  # a voided step leaves the weights exactly as they were
+    for r in ranks: assert r["every"]["error"].startswith("NonFiniteLossError: 3 batches in a row"), r["every"]["error"]
