@@ -8,15 +8,28 @@ Docs: https://distill-l2s.github.io/distill-l2s/cli.html.md"""
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 from fastcore.script import call_parse, CliError, is_cli
 
 # %% auto #0
-__all__ = ['train_cli', 'eval_cli', 'transcribe_cli']
+__all__ = ['plot_run', 'train_cli', 'eval_cli', 'transcribe_cli']
 
 # %% ../nbs/06_cli.ipynb #a55dd65f
+def plot_run(run_dir, # a finished run folder (`distill-l2s-train`'s output_dir)
+            ) -> list[Path]: # the files written
+    "Draw a run's training curves (CTC, distillation and total loss, dev CER) into `<run_dir>/training_curves.png`."
+    from distill_l2s.plots import plot_training_curves
+    run_dir = Path(run_dir)
+    try: plot_training_curves({run_dir.name: run_dir}, save=run_dir / "training_curves.png")
+    except (OSError, ValueError) as e:  # a missing or unreadable log costs the picture, never the run
+        warnings.warn(f"{run_dir}: no training-curve plot ({e})")
+        return []
+    return [run_dir / "training_curves.png"]
+
 @call_parse
 def train_cli(
     lang_dir:str, # Common Voice language folder (clips/, train.tsv, dev.tsv, test.tsv)
@@ -43,6 +56,7 @@ def train_cli(
         check_config(cfg, resume)
     except ValueError as e: raise CliError(str(e)) from None
     results = train(cfg, resume=resume)
+    if int(os.environ.get("RANK", "0")) == 0: plot_run(output_dir)  # one process draws
     if not is_cli(): return results
     if results: print(json.dumps({k: results[k] for k in ("language", "lam", "steps", "dev", "test")}))
 

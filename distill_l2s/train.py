@@ -516,6 +516,7 @@ def train(cfg:TrainConfig, # the run; see `make_config`
     if len(set(digests)) > 1:
         raise RuntimeError(f"the {len(digests)} processes ended with different weights ({digests}): DDP replicas diverged")
     if main:
+        trainer.save_state()  # <output_dir>/trainer_state.json: the whole log, which the training-curve plot reads
         best.save_student(out / "model", processor)
         scores = {s: evaluate_records(best.student, processor, records[s], cfg.eval_batch_size, desc=f"{s} set")
                   for s in ("dev", "test")}

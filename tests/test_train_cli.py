@@ -103,6 +103,10 @@ def test_distill_eval_transcribe(work):
     logs = json.loads((out / "checkpoint-8" / "trainer_state.json").read_text())["log_history"]
     assert all(h["kd_loss"] > 0 and h["ctc_loss"] > 0 for h in logs if "loss" in h)
     assert any("eval_cer" in h for h in logs)
+    # the command leaves the whole log and its training-curve plot in the run folder
+    full = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert max(h.get("step", 0) for h in full) == 8 and any("eval_cer" in h for h in full)
+    assert (out / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
     # the final model is a plain transformers checkpoint
     assert (out / "model" / "config.json").is_file() and (out / "model" / "vocab.json").is_file()
     r = run(work, "distill-l2s-eval", out / "model", work["lang"], "--split", "test", "--output", out / "test.json")
@@ -192,6 +196,7 @@ def test_ddp_two_processes(work):
         launcher=("torchrun", "--nproc_per_node", "2", "--master_port", "29517"))
     res = json.loads((out / "results.json").read_text())
     assert res["world_size"] == 2 and res["steps"] == 4  # `train` checked that both ranks hold the same weights
+    assert (out / "training_curves.png").is_file()  # drawn once, by rank 0
 
 
 DDP_NONFINITE = """
