@@ -1,6 +1,6 @@
 """Time the alignment core (`distill_l2s.align`) on a batch shaped like the paper's, forward and backward.
 
-    python benchmarks/bench_align.py [--repeats 15] [--device cpu]
+    python benchmarks/bench_align.py [--repeats 15] [--device cpu] [--cpu-time]
 
 Two ratios, each from the median of several timed repeats after warm-up, with torch's default threads:
 
@@ -69,14 +69,17 @@ def make_batch(device: str, seed: int = 0) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
+CLOCK = time.perf_counter  # wall time; `--cpu-time` switches to this thread's CPU time
+
+
 def median_seconds(fn, device: str, warmup: int, repeats: int) -> float:
-    "Median wall time of `fn()` over `repeats` calls after `warmup` calls."
+    "Median time of `fn()` over `repeats` calls after `warmup` calls."
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(warmup): fn()
     times = []
     for _ in range(repeats):
-        sync(); t0 = time.perf_counter(); fn(); sync()
-        times.append(time.perf_counter() - t0)
+        sync(); t0 = CLOCK(); fn(); sync()
+        times.append(CLOCK() - t0)
     return statistics.median(times)
 
 
@@ -112,7 +115,8 @@ def measure(x: dict, proj: Projection, dev: str, warmup: int, repeats: int) -> d
 
     torch.testing.assert_close(core(narrow), core_ref(narrow))  # the two compute the same loss
     run = lambda fn: median_seconds(fn, dev, warmup, repeats)
-    return dict(vec=run(lambda: torch.autograd.grad(core(narrow), narrow)),
+    return dict(copy=run(lambda: narrow.detach().clone()),
+                vec=run(lambda: torch.autograd.grad(core(narrow), narrow)),
                 ref=run(lambda: torch.autograd.grad(core_ref(narrow), narrow)),
                 bridge=run(bridge),
                 matmul=run(lambda: torch.autograd.grad(proj(rows), [rows, proj.weight], grad_out)))
@@ -120,9 +124,15 @@ def measure(x: dict, proj: Projection, dev: str, warmup: int, repeats: int) -> d
 
 def report(t: dict):
     print(f"  1. shrink+interpolate+distill_loss: vectorised {t['vec'] * 1e3:.1f} ms, per-utterance reference "
-          f"{t['ref'] * 1e3:.1f} ms -> {t['ref'] / t['vec']:.1f}x faster (goal >= 20x)")
+          f"{t['ref'] * 1e3:.1f} ms -> {t['ref'] / t['vec']:.1f}x faster (goal >= 20x); one copy of the frames "
+          f"(the floor: shrinking reads them once, its backward writes their gradient once) {t['copy'] * 1e3:.1f} ms")
     print(f"  2. whole bridge with Projection {t['bridge'] * 1e3:.1f} ms, projection matmul alone {t['matmul'] * 1e3:.1f} ms "
           f"-> {t['bridge'] / t['matmul']:.2f}x (goal <= 1.3x)")
+
+
+def cpu_name() -> str:
+    try: return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
 
 
 def main():
@@ -130,8 +140,13 @@ def main():
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="one torch thread, timed by this thread's CPU time: steadier on a machine shared with other jobs")
     args = ap.parse_args()
     dev = args.device
+    if args.cpu_time:
+        global CLOCK
+        torch.set_num_threads(1); CLOCK = time.thread_time
     torch.manual_seed(0)
     x = make_batch(dev)
     proj = Projection(D_STUDENT, D_TEACHER, device=dev)
@@ -140,15 +155,20 @@ def main():
           f"frames {x['lengths'].min().item()}..{x['lengths'].max().item()}, "
           f"shrunk rows {n.min().item()}..{n.max().item()} (mean {n.float().mean().item():.0f}), "
           f"teacher tokens {x['t_len'].min().item()}..{x['t_len'].max().item()}")
-    cpu = platform.processor() or platform.machine()
-    print(f"machine: {platform.platform()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    labels, valid = x["logits"].argmax(-1), torch.arange(T, device=dev) < x["lengths"][:, None]
+    starts = torch.ones_like(valid); starts[:, 1:] = labels[:, 1:] != labels[:, :-1]
+    print(f"runs of equal labels in the valid frames: {int((starts & valid).sum())}, of them not blank: "
+          f"{int((starts & valid & (labels != BLANK)).sum())}")
+    print(f"machine: {platform.platform()}, {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {dev}, load average {os.getloadavg()[0]:.2f}")
-    print(f"median of {args.repeats} after {args.warmup} warm-up, forward + backward:")
+    clock = "CPU time of the one thread" if args.cpu_time else "wall time"
+    print(f"median {clock} of {args.repeats} repeats after {args.warmup} warm-up, forward + backward:")
     print("glibc's default allocator (large tensors are fresh pages every time):")
     report(measure(x, proj, dev, args.warmup, args.repeats))
     if dev == "cpu" and keep_freed_memory():
         print("freed memory kept for reuse (mallopt), as PyTorch's caching allocator does on a GPU:")
         report(measure(x, proj, dev, args.warmup, args.repeats))
+    print(f"load average at the end {os.getloadavg()[0]:.2f} (other jobs on the machine slow the wall times)")
 
 
 if __name__ == "__main__":
