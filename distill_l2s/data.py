@@ -29,7 +29,8 @@ _logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['CV_COLUMNS', 'CV_COLUMNS_V6', 'SPLITS', 'write_cv_fixture', 'ctc_frames', 'ctc_min_frames', 'SkipSummary',
-           'read_split', 'load_audio', 'zero_mean_unit_var', 'SpeechDataset', 'Collator', 'length_grouped_sampler']
+           'read_split', 'load_audio', 'zero_mean_unit_var', 'SpeechDataset', 'Collator', 'DurationGroupedSampler',
+           'length_grouped_sampler']
 
 # %% ../nbs/02_data.ipynb #4184af5a
 CV_COLUMNS = ("client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes", "age",
@@ -323,11 +324,24 @@ class Collator:
         return batch
 
 # %% ../nbs/02_data.ipynb #ba5e9c0d
+class DurationGroupedSampler(torch.utils.data.Sampler):
+    "Indices whose consecutive `batch_size` items have similar durations, shuffled anew each epoch."
+    def __init__(self, durations, batch_size:int, seed:int|None=0):
+        self.durations, self.batch_size, self.seed, self.epoch = [float(d) for d in durations], batch_size, seed, 0
+
+    def set_epoch(self, epoch:int): self.epoch = epoch  # the order of epoch `epoch`; called by the Trainer
+
+    def __len__(self): return len(self.durations)
+
+    def __iter__(self):
+        from transformers.trainer_pt_utils import get_length_grouped_indices  # here: a slow import that workers do not need
+        generator = torch.Generator().manual_seed(self.seed + self.epoch) if self.seed is not None else None
+        self.epoch += 1
+        return iter(get_length_grouped_indices(self.durations, self.batch_size, generator=generator))
+
 def length_grouped_sampler(durations,            # seconds per item (`SpeechDataset.durations`)
                            batch_size: int,      # the batch size the DataLoader will use
                            seed: int | None = 0, # seed of the shuffle; None uses torch's global generator
-                          ) -> torch.utils.data.Sampler:
+                          ) -> DurationGroupedSampler:
     "A sampler whose consecutive `batch_size` indices have similar durations, shuffled per epoch."
-    from transformers.trainer_pt_utils import LengthGroupedSampler   # here: a slow import that workers do not need
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    return LengthGroupedSampler(batch_size, lengths=[float(d) for d in durations], generator=generator)
+    return DurationGroupedSampler(durations, batch_size, seed)

@@ -24,20 +24,18 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import (AutoConfig, AutoModelForCTC, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments,
                           Wav2Vec2Config, Wav2Vec2Processor, set_seed)
-from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from .text import build_vocab, make_processor, cer, wer
-from .data import read_split, ctc_frames, load_audio, SpeechDataset, Collator
+from .data import read_split, ctc_frames, load_audio, SpeechDataset, Collator, length_grouped_sampler
 from .teacher import TextTeacher, TeacherCache
 from .model import DistillL2S, NonFiniteLossError
 
 # %% auto #0
 __all__ = ['TINY_STUDENT', 'PRESETS', 'SPLIT_FILES', 'INTERP_MODES', 'LOSS_KINDS', 'RESUMABLE', 'TrainConfig', 'parse_overrides',
            'make_config', 'save_tiny_teacher', 'world_size', 'check_config', 'conv_frames', 'build_model',
-           'TeacherCollator', 'SeededLengthGroupedSampler', 'greedy_ids', 'ctc_metrics', 'DistillTrainer',
-           'greedy_decode', 'evaluate_records', 'training_args', 'student_digest', 'train', 'load_student',
-           'transcribe']
+           'TeacherCollator', 'greedy_ids', 'ctc_metrics', 'DistillTrainer', 'greedy_decode', 'evaluate_records',
+           'training_args', 'student_digest', 'train', 'load_student', 'transcribe']
 
 # %% ../nbs/05_train.ipynb #170c0017
 @dataclass
@@ -272,19 +270,6 @@ class TeacherCollator:
         feats, lengths = self.cache.get(batch["texts"])  # (B, L, D) float32, (B,)
         return {**batch, "teacher_features": feats, "teacher_lengths": lengths}
 
-# %% ../nbs/05_train.ipynb #a40fe202
-class SeededLengthGroupedSampler(LengthGroupedSampler):
-    "Length-grouped shuffle that depends only on `seed` and the epoch (set by the Trainer through `set_epoch`)."
-    def __init__(self, batch_size:int, lengths:list, seed:int):
-        super().__init__(batch_size, lengths=list(lengths))
-        self.seed, self.epoch = seed, 0
-
-    def set_epoch(self, epoch:int): self.epoch = epoch
-
-    def __iter__(self):
-        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return super().__iter__()
-
 # %% ../nbs/05_train.ipynb #79d10891
 _MODEL_KEYS = ("input_values", "attention_mask", "labels", "teacher_features", "teacher_lengths")
 
@@ -320,8 +305,8 @@ class DistillTrainer(Trainer):
 
     def _get_train_sampler(self, train_dataset=None):
         if self.lengths is None: return super()._get_train_sampler(train_dataset)
-        return SeededLengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                          self.lengths, self.args.data_seed if self.args.data_seed is not None else self.args.seed)
+        return length_grouped_sampler(self.lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                      self.args.data_seed if self.args.data_seed is not None else self.args.seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         out = model(**{k: inputs[k] for k in _MODEL_KEYS if k in inputs})
