@@ -28,7 +28,7 @@ from .plots import (plot_training_curves, plot_results, plot_alignment, alignmen
                                plot_length_stats)
 
 # %% ../nbs/10_demo.ipynb #c471201a
-DEFAULT_LANGS = ("sw", "ko")  # the smallest languages of the synthesised corpus, in two scripts (Latin, Hangul)
+DEFAULT_LANGS = ("sw", "ru")  # low-resource Swahili (7 min) and mid-sized Russian (18 min), in two scripts that matplotlib's bundled font draws
 ARMS = ("baseline", "distill")  # run folder names: λ = 0, and λ = `lam`
 
 def student_config(hidden:int=128, # width of the transformer
