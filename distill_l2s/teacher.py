@@ -172,18 +172,47 @@ class TeacherCache:
                  shard_size:int=1024, # entries per shard file
                 ):
         self.teacher, self.dtype, self.max_memory, self.shard_size = teacher, dtype, max_memory, shard_size
-        self.identity = teacher.identity
+        self.identity, self.dim = teacher.identity, teacher.dim
         self.dir = Path(cache_dir) / _digest(self.identity, str(dtype), size=8)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "identity.txt").write_text(f"{self.identity}\n{dtype}\n")
+        self._setup()
+
+    @classmethod
+    def open(cls,
+             folder:str|Path, # one teacher's cache folder, as `TeacherCache(...).dir` names it (it holds `identity.txt`)
+             max_memory:int=512 * 2**20, # byte budget of the in-memory LRU
+            ) -> TeacherCache:
+        "A read-only cache of features computed earlier, used without loading the teacher; a transcript not in it is an error."
+        folder = Path(folder)
+        ident = folder / "identity.txt"
+        if not ident.is_file():
+            raise FileNotFoundError(f"{folder} is not a teacher-cache folder: it has no identity.txt "
+                                    "(give the subfolder that `TeacherCache(...).dir` names)")
+        lines = ident.read_text().splitlines()
+        dtype = getattr(torch, lines[1].removeprefix("torch."), None) if len(lines) >= 2 else None
+        if not isinstance(dtype, torch.dtype): raise ValueError(f"{ident}: expected the teacher identity and a torch dtype on two lines")
+        shards = sorted(folder.glob("*.safetensors"))
+        if not shards: raise ValueError(f"{folder} holds no features (no .safetensors shard)")
+        self = cls.__new__(cls)
+        self.teacher, self.dtype, self.max_memory, self.shard_size = None, dtype, max_memory, 1024
+        self.identity, self.dir = lines[0], folder
+        self.dim = self._read_header(shards[0])[2][-1]
+        self._setup()
+        if not self._index: raise ValueError(f"{folder}: none of its shards could be used (see the warnings above)")
+        return self
+
+    def _setup(self):
+        "Empty memory state, then the index of the shards on disk."
         self._lru, self._lru_bytes = OrderedDict(), 0  # key -> (n, D) tensor in `dtype`
         self._pending = {}  # computed, not yet written: key -> tensor
         self._index = {}  # key -> (shard name, start row, stop row, checksum)
         self._files = {}  # shard name -> open safe_open handle
         self.stats = dict(memory_hits=0, disk_hits=0, computed=0, bad_entries=0, bad_shards=0, stale_shards=0)
         self._scan()
-        ref = weakref.ref(self)
-        atexit.register(lambda: ref() is not None and ref().flush())
+        if self.teacher is not None:
+            ref = weakref.ref(self)
+            atexit.register(lambda: ref() is not None and ref().flush())
 
     def _key(self, text:str) -> str: return _digest(text)
 
@@ -209,7 +238,7 @@ class TeacherCache:
                 continue
             keys, sums = json.loads(meta["keys"]), json.loads(meta["checksums"])
             problem = (f"dtype {dtype} is not {self.dtype}" if dtype != self.dtype else
-                       f"width {shape[1]} is not the teacher's {self.teacher.dim}" if len(shape) != 2 or shape[1] != self.teacher.dim else
+                       f"width {shape[1]} is not the teacher's {self.dim}" if len(shape) != 2 or shape[1] != self.dim else
                        "offsets do not match the rows" if len(offsets) != len(keys) + 1 or len(sums) != len(keys)
                        or offsets[0] != 0 or offsets[-1] != shape[0] or any(a > b for a, b in zip(offsets, offsets[1:])) else None)
             if problem:
@@ -253,6 +282,9 @@ class TeacherCache:
 
     def _compute(self, texts:list[str]):
         "Run the teacher on `texts` and keep the results as pending entries."
+        if self.teacher is None:
+            raise KeyError(f"{len(texts)} transcript(s) are not in the read-only teacher cache {self.dir}, e.g. {texts[0]!r}: "
+                           "fill the cache with the teacher for every transcript first")
         feats, lengths = self.teacher.encode(texts)
         feats, lengths = feats.to("cpu", self.dtype), lengths.tolist()
         for t, x, n in zip(texts, feats, lengths):
@@ -303,7 +335,7 @@ class TeacherCache:
             if len(self._pending) >= self.shard_size: self.flush()
         rows = [found[t] for t in texts]
         lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
-        if not rows: return torch.zeros(0, 0, self.teacher.dim), lengths
+        if not rows: return torch.zeros(0, 0, self.dim), lengths
         return pad_sequence(rows, batch_first=True).float(), lengths  # (B, L, D)
 
     def fill(self, texts:list[str], # transcripts to precompute

@@ -60,6 +60,7 @@ class TrainConfig:
     interp_mode: str = "nearest"  # how the teacher sequence is resized: "nearest" (paper) or "linear"
     loss_kind: str = "mse"  # distillation loss: "mse" (paper), "cosine" or "l1"
     teacher_cache: str = ""  # folder for the teacher features (empty: `<output_dir>/teacher_cache`)
+    teacher_features: str = ""  # a filled `TeacherCache` folder (holds identity.txt) to read instead of loading `teacher`
     # regularisation
     layerdrop: float = 0.1
     attention_dropout: float = 0.1
@@ -226,7 +227,11 @@ def check_config(cfg:TrainConfig, resume:bool=False):
     if cfg.student != "random" and cfg.student_config:
         errs.append("student_config only applies to student=random: drop it or set student=random")
     if cfg.student != "random": errs.append(_loads("student", cfg.student, AutoConfig.from_pretrained))
-    if cfg.lam > 0:
+    if cfg.lam > 0 and cfg.teacher_features:
+        if not (Path(cfg.teacher_features) / "identity.txt").is_file():
+            errs.append(f"teacher_features {cfg.teacher_features!r} is not a teacher-cache folder (no identity.txt); "
+                        "give the folder `TeacherCache(...).dir` names")
+    elif cfg.lam > 0:
         errs.append(_loads("teacher", cfg.teacher, AutoConfig.from_pretrained))
         if errs[-1] is None: errs.append(_loads("teacher tokenizer of", cfg.teacher, AutoTokenizer.from_pretrained))
     errs = [e for e in errs if e]
@@ -423,7 +428,8 @@ def _absolute(cfg:TrainConfig) -> TrainConfig:
     "`cfg` with folder paths made absolute, so that a resumed run finds the same files from another directory."
     fix = lambda p: str(Path(p).resolve()) if p and Path(p).exists() else p
     return dataclasses.replace(cfg, lang_dir=fix(cfg.lang_dir), output_dir=str(Path(cfg.output_dir).resolve()) if cfg.output_dir else "",
-                               student=fix(cfg.student), teacher=fix(cfg.teacher), teacher_cache=fix(cfg.teacher_cache))
+                               student=fix(cfg.student), teacher=fix(cfg.teacher), teacher_cache=fix(cfg.teacher_cache),
+                               teacher_features=fix(cfg.teacher_features))
 
 def _check_same_run(cfg:TrainConfig, saved:TrainConfig):
     "Refuse to resume a run with settings that change what it computes."
@@ -474,7 +480,13 @@ def train(cfg:TrainConfig, # the run; see `make_config`
         else: processor = make_processor(build_vocab((r.text for r in records["train"]), cfg.vocab_coverage),
                                          save_dir=out if main else None)
         cache = teacher_dim = teacher_id = None
-        if cfg.lam > 0:
+        if cfg.lam > 0 and cfg.teacher_features:  # features computed earlier: the teacher is not loaded
+            cache = TeacherCache.open(cfg.teacher_features)
+            if missing := [r.text for s in ("train", "dev") for r in records[s] if r.text not in cache]:
+                raise ValueError(f"teacher_features {cfg.teacher_features}: {len(missing)} train/dev transcript(s) are not in it, "
+                               f"e.g. {missing[0]!r}; fill it with the teacher for this language first")
+            teacher_dim, teacher_id = cache.dim, cache.identity
+        elif cfg.lam > 0:
             teacher = TextTeacher(cfg.teacher, layer=cfg.teacher_layer, device=args.device, too_long="truncate")  # counted, warned
             cache = TeacherCache(teacher, cfg.teacher_cache or out / "teacher_cache")
             cache.fill([r.text for s in ("train", "dev") for r in records[s]], progress=main)

@@ -259,3 +259,23 @@ def test_ddp_nonfinite_skip(work):
     w = some[0]["weights"]
     assert any(a == b for a, b in zip(w, w[1:]))  # a voided step leaves the weights exactly as they were
     for r in ranks: assert r["every"]["error"].startswith("NonFiniteLossError: 3 batches in a row"), r["every"]["error"]
+
+
+def test_precomputed_teacher_features(work):
+    "A run reading a filled teacher cache, with no teacher on disk, ends with the weights of a run that loads the teacher."
+    import dataclasses
+    from distill_l2s.teacher import TeacherCache, TextTeacher
+    from distill_l2s.train import train
+    live = train(_tiny_cfg(work, work["dir"] / "live", lam=0.5))
+    folder = next((work["dir"] / "live" / "teacher_cache").iterdir())  # the one teacher's subfolder
+    cfg = _tiny_cfg(work, work["dir"] / "pre", lam=0.5, teacher_features=str(folder))
+    pre = train(dataclasses.replace(cfg, teacher=str(work["dir"] / "no-such-teacher")))  # a label only: nothing loads from it
+    assert not (work["dir"] / "pre" / "teacher_cache").exists()
+    for k in ("weights_digest", "dev", "test", "teacher_identity"): assert pre[k] == live[k], k
+    # a cache that lacks a training transcript stops the run before step 1 and says so; a wrong folder is named
+    partial = TeacherCache(TextTeacher(str(work["teacher"]), device="cpu"), work["dir"] / "partial")
+    partial.fill(sentences()[:3], progress=False)
+    with pytest.raises(ValueError, match="train/dev transcript"):
+        train(_tiny_cfg(work, work["dir"] / "pre_bad", lam=0.5, teacher_features=str(partial.dir)))
+    with pytest.raises(ValueError, match="not a teacher-cache folder"):
+        train(_tiny_cfg(work, work["dir"] / "pre_bad2", lam=0.5, teacher_features=str(work["dir"] / "partial")))
