@@ -81,20 +81,21 @@ class Grid:
     corpus_seed: int = 0
 
     def runs(self) -> list[RunSpec]:
-        "Every run, without duplicates, cheapest cells first."
+        "Every run, without duplicates, cell by cell (all arms and seeds of a cell together), the small cells first."
         out = []
         for lang in self.langs:
             for s in self.seeds: out += [RunSpec(lang, self.clips, "baseline", 0.0, s), RunSpec(lang, self.clips, "distill", self.lam, s)]
-        for lang in self.lam_langs:
-            for lam in self.lams:
-                for s in self.seeds: out.append(RunSpec(lang, self.clips, "distill", float(lam), s))
-        for lang in self.ablation_langs:
-            for arm in self.ablations:
-                if arm not in ABLATIONS: raise ValueError(f"ablation {arm!r}: choose from {', '.join(ABLATIONS)}")
-                for s in self.seeds: out.append(RunSpec(lang, self.clips, arm, self.lam, s))
+            if lang in self.lam_langs:
+                for lam in self.lams: out += [RunSpec(lang, self.clips, "distill", float(lam), s) for s in self.seeds]
+            if lang in self.ablation_langs:
+                for arm in self.ablations:
+                    if arm not in ABLATIONS: raise ValueError(f"ablation {arm!r}: choose from {', '.join(ABLATIONS)}")
+                    out += [RunSpec(lang, self.clips, arm, self.lam, s) for s in self.seeds]
         for lang in self.more_langs:
             for s in self.seeds:
                 out += [RunSpec(lang, self.more_clips, "baseline", 0.0, s), RunSpec(lang, self.more_clips, "distill", self.lam, s)]
+        missing = [l for l in (*self.lam_langs, *self.ablation_langs) if l not in self.langs]
+        if missing: raise ValueError(f"lam_langs/ablation_langs {missing} must also be in langs {self.langs}")
         return list(dict.fromkeys(out))
 
     def cells(self) -> dict[str, int]:
