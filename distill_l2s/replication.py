@@ -266,8 +266,9 @@ def run_grid(grid:Grid, # the runs
     "Train every run of `grid` that has no result record yet."
     prepared = prepare(grid, work_dir, teacher, progress)
     results = Path(results_dir)
-    todo = [r for r in grid.runs() if (only is None or only in r.name) and not (results / f"{r.name}.json").is_file()]
-    summary = dict(total=len(grid.runs()), skipped=len(grid.runs()) - len(todo), done=0, failed={}, postponed=0)
+    selected = [r for r in grid.runs() if only is None or only in r.name]
+    todo = [r for r in selected if not (results / f"{r.name}.json").is_file()]
+    summary = dict(total=len(selected), skipped=len(selected) - len(todo), done=0, failed={}, postponed=0)
     log.info("replication: %d runs, %d finished before, %d to train in %d process(es)", summary["total"],
              summary["skipped"], len(todo), jobs)
     args = [(r, grid, str(work_dir), prepared, str(results), threads) for r in todo]
