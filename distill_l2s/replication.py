@@ -234,9 +234,14 @@ def run_one(spec:RunSpec, grid:Grid, work_dir, prepared:dict, results_dir, threa
     from distill_l2s.demo import run_arm
     if threads > 0: torch.set_num_threads(threads)
     start = time.time()
-    res = run_arm(run_config(spec, grid, work_dir, prepared))
+    cfg = run_config(spec, grid, work_dir, prepared)
+    res = run_arm(cfg)
+    state = Path(cfg.output_dir) / "trainer_state.json"
+    history = json.loads(state.read_text())["log_history"] if state.is_file() else []
+    keep = ("step", "eval_cer", "eval_wer", "ctc_loss", "kd_loss")
     rec = dict(spec=asdict(spec), cell=spec.cell, name=spec.name, results=res, grid=asdict(grid), device=_device(),
-               seconds=round(time.time() - start, 1), versions=_versions())
+               seconds=round(time.time() - start, 1), versions=_versions(),
+               history=[{k: h[k] for k in keep if k in h} for h in history if "eval_cer" in h or "ctc_loss" in h])
     out = Path(results_dir); out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{spec.name}.json.tmp"
     tmp.write_text(json.dumps(rec, indent=1, ensure_ascii=False) + "\n"); tmp.replace(out / f"{spec.name}.json")
