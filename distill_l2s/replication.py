@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 # %% auto #0
 __all__ = ['log', 'ABLATIONS', 'ARMS', 'FULL', 'REDUCED', 'METRICS', 'START', 'END', 'RunSpec', 'Grid', 'subset_corpus',
            'random_teacher', 'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'summarise', 'main_table',
-           'arm_table', 'plot_arms', 'plot_lambda', 'report_markdown', 'write_report']
+           'arm_table', 'plot_arms', 'plot_lambda', 'plot_curves', 'report_markdown', 'write_report']
 
 # %% ../nbs/11_replication.ipynb #efcec602
 from .data import read_split
@@ -447,6 +447,36 @@ def plot_lambda(rows:list[dict], cells:list[tuple], metric:str="cer", save=None)
     if save: save_figure(fig, save)
     return fig
 
+# %% ../nbs/11_replication.ipynb #ba2c14a4
+def plot_curves(records:list[dict], # result records with their `history`
+                cells:list[tuple], # (language, clips) per panel
+                arms:list[tuple], # (arm, λ) per line
+                metric:str="eval_cer", # a logged key: "eval_cer", "eval_wer", "ctc_loss"
+                save=None,
+               ) -> Figure|None: # None when no record of these cells has a history
+    "Dev `metric` against the step, mean over seeds with a ± std band, one panel per cell."
+    have = [c for c in cells if any((r["spec"]["lang"], r["spec"]["clips"]) == c and r.get("history") for r in records)]
+    if not have: return None
+    fig = Figure(figsize=(3.6 * len(have), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(have), squeeze=False)[0]
+    for ax, (lang, clips) in zip(axes, have):
+        for j, (arm, lam) in enumerate(arms):
+            runs = [r for r in records if (r["spec"]["lang"], r["spec"]["clips"], r["spec"]["arm"], float(r["spec"]["lam"]))
+                    == (lang, clips, arm, float(lam)) and r.get("history")]
+            curves = [{h["step"]: h[metric] for h in r["history"] if metric in h} for r in runs]
+            steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+            if not steps: continue
+            v = np.array([[c[s] for s in steps] for c in curves])
+            m, sd = v.mean(0), (v.std(0, ddof=1) if len(v) > 1 else np.zeros(len(steps)))
+            name = _ARM_LABELS.get(arm, arm) + ("" if arm == "baseline" else f" λ={lam:g}")
+            ax.plot(steps, m, marker="o", ms=3, color=f"C{j}", label=f"{name} ({len(v)} seeds)")
+            ax.fill_between(steps, m - sd, m + sd, color=f"C{j}", alpha=0.2)
+        ax.set_title(f"{lang}, {clips} clips"); ax.set_xlabel("step")
+        ax.set_ylabel(metric.replace("eval_", "dev ").upper() if metric.startswith("eval_") else metric)
+        ax.legend(fontsize=7)
+    if save: save_figure(fig, save)
+    return fig
+
 # %% ../nbs/11_replication.ipynb #46f59d10
 START, END = "<!-- replication:start -->", "<!-- replication:end -->"
 
@@ -457,6 +487,7 @@ def report_markdown(rows:list[dict], grid:Grid, plots:dict[str, str]) -> str:
              f"{grid.eval_clips} clips.\n"]
     parts += ["### Baseline against Distill-L2S\n", main_table(rows, grid.lam)]
     if "main" in plots: parts.append(f"\n![test CER, baseline against Distill-L2S]({plots['main']})\n")
+    if "curves" in plots: parts.append(f"\n![dev CER during training, where the records hold it]({plots['curves']})\n")
     if grid.lam_langs and grid.lams:
         parts += [f"\n### λ\n", arm_table([r for r in rows if r["lang"] in grid.lam_langs and r["clips"] == grid.clips],
                                           arms=("baseline", "distill"))]
@@ -473,7 +504,8 @@ def write_report(results_dir, # result records
                  plots_dir, # folder for the PNG plots
                 ) -> list[dict]: # the summary rows
     "Summarise `results_dir` into tables in `markdown_file` and plots in `plots_dir`."
-    rows = summarise(load_records(results_dir))
+    records = load_records(results_dir)
+    rows = summarise(records)
     md, plots_dir = Path(markdown_file), Path(plots_dir)
     rel = lambda p: os.path.relpath(p, md.parent)
     cells = [(l, grid.clips) for l in grid.langs] + [(l, grid.more_clips) for l in grid.more_langs]
@@ -488,6 +520,8 @@ def write_report(results_dir, # result records
                   [("baseline", 0.0), ("distill", grid.lam), *[(a, grid.lam) for a in grid.ablations]],
                   title="Ablations", save=plots_dir / "ablations.png")
         plots["ablations"] = rel(plots_dir / "ablations.png")
+    if plot_curves(records, cells, [("baseline", 0.0), ("distill", grid.lam)], save=plots_dir / "curves.png") is not None:
+        plots["curves"] = rel(plots_dir / "curves.png")
     body = f"{START}\n{report_markdown(rows, grid, plots)}\n{END}"
     text = md.read_text() if md.is_file() else ""
     if START in text and END in text: text = text[:text.index(START)] + body + text[text.index(END) + len(END):]
