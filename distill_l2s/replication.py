@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 # %% auto #0
 __all__ = ['log', 'ABLATIONS', 'ARMS', 'FULL', 'REDUCED', 'METRICS', 'START', 'END', 'RunSpec', 'Grid', 'subset_corpus',
            'random_teacher', 'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'summarise', 'main_table',
-           'arm_table', 'plot_arms', 'plot_lambda', 'plot_curves', 'report_markdown', 'write_report']
+           'arm_table', 'plot_arms', 'plot_lambda', 'plot_curves', 'report_markdown', 'write_report', 'replace_block']
 
 # %% ../nbs/11_replication.ipynb #efcec602
 from .data import read_split
@@ -522,9 +522,17 @@ def write_report(results_dir, # result records
         plots["ablations"] = rel(plots_dir / "ablations.png")
     if plot_curves(records, cells, [("baseline", 0.0), ("distill", grid.lam)], save=plots_dir / "curves.png") is not None:
         plots["curves"] = rel(plots_dir / "curves.png")
-    body = f"{START}\n{report_markdown(rows, grid, plots)}\n{END}"
-    text = md.read_text() if md.is_file() else ""
-    if START in text and END in text: text = text[:text.index(START)] + body + text[text.index(END) + len(END):]
-    else: text = text + ("\n" if text else "") + body + "\n"
-    md.parent.mkdir(parents=True, exist_ok=True); md.write_text(text)
+    replace_block(md, report_markdown(rows, grid, plots))
     return rows
+
+def replace_block(markdown_file, # file to write into (created if missing)
+                  body:str, # the generated text
+                  start:str=START, end:str=END, # the marker lines around it
+                 ):
+    "Put `body` between the `start` and `end` lines of `markdown_file`, replacing what was there, or append both."
+    md = Path(markdown_file)
+    text = md.read_text() if md.is_file() else ""
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text: text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else: text = text + ("\n" if text else "") + block + "\n"
+    md.parent.mkdir(parents=True, exist_ok=True); md.write_text(text)

@@ -22,6 +22,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def device_check(results: Path, check: Path, md: Path):
+    "Tables of the runs repeated on another device (`results/cpu-check`) beside the same runs in `results`."
+    from distill_l2s.replication import load_records, summarise, arm_table, replace_block
+    again = load_records(check)
+    names = {r["name"] for r in again}
+    first = [r for r in load_records(results) if r["name"] in names]
+    devices = lambda recs: ", ".join(sorted({r["device"] for r in recs}))
+    body = (f"Runs of the grid repeated on another device: the same specs, corpus, teacher features and seeds.\n\n"
+            f"In the grid ({devices(first)}):\n\n{arm_table(summarise(first))}\n"
+            f"Repeated ({devices(again)}):\n\n{arm_table(summarise(again))}")
+    replace_block(md, body, "<!-- device-check:start -->", "<!-- device-check:end -->")
+    print(f"device check: {len(again)} repeated runs written to {md}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reduced", action="store_true", help="the reduced grid (Swahili alone, 2 seeds, 500 steps: 18 runs)")
@@ -58,6 +72,8 @@ def main(argv=None) -> int:
     md = HERE / ("README.md" if name == "full" else "reduced.md")
     rows = write_report(results, grid, md, HERE / "plots" / name)
     print(f"{len(rows)} table rows from {results} written to {md}; plots in {HERE / 'plots' / name}")
+    check = HERE / "results" / "cpu-check"
+    if name == "full" and any(check.glob("*.json")): device_check(results, check, md)
     return 1 if failed else 0
 
 
