@@ -421,8 +421,8 @@ def plot_arms(rows:list[dict], # `summarise` rows
             labels.append("" if f"{metric}_rel" not in r else relative_change_label(r[f"{metric}_rel"]))
         name = _ARM_LABELS.get(arm, arm) + ("" if arm == "baseline" else f" λ={lam:g}")
         bars = ax.bar(xs, ys, width, yerr=es, capsize=3, label=name, color=colors[j])
-        for b, t in zip(bars, labels):
-            if t: ax.annotate(t, (b.get_x() + b.get_width() / 2, b.get_height()), xytext=(0, 3 + 8 * (j % 2)),
+        for b, t, e in zip(bars, labels, es):  # above the error bar, alternating heights so neighbours do not collide
+            if t: ax.annotate(t, (b.get_x() + b.get_width() / 2, b.get_height() + e), xytext=(0, 3 + 8 * (j % 2)),
                               textcoords="offset points", ha="center", fontsize=7)
     ax.set_xticks(range(len(groups)), [f"{l}\n{c} clips" for l, c in groups])
     ax.set_ylabel(f"test {metric.upper()} (mean ± std over seeds)")
