@@ -160,6 +160,32 @@ def _features_ready(folder:Path|None, texts) -> bool:
     except (OSError, ValueError): return False
     return all(t in cache for t in texts)
 
+def _synth_params(d:Path) -> dict|None:
+    "The parameters a complete synthesised folder was built with, else None."
+    return json.loads((d / "synth.json").read_text())["params"] if _corpus_ready(d) and (d / "synth.json").is_file() else None
+
+def _prepare_corpus(grid:Grid, work:Path, progress:bool) -> dict[str, Path]:
+    "Cell -> corpus folder: each language synthesised once at its largest amount, smaller amounts as its prefixes."
+    need = grid.cells()
+    full = {l: work / "corpus" / l for l in need}
+    params = {l: _synth_params(d) for l, d in full.items()}
+    todo = [l for l, n in need.items()
+            if params[l] is None or params[l]["train_clips"] < n or params[l]["eval_sentences"] != grid.eval_clips]
+    if todo:
+        from distill_l2s.synth import synthesize_corpus
+        synthesize_corpus(work / "corpus", todo, sizes={l: need[l] for l in todo}, seed=grid.corpus_seed,
+                          eval_sentences=grid.eval_clips, progress=progress)
+        params.update({l: _synth_params(full[l]) for l in todo})
+    corpus = {}
+    for r in grid.runs():
+        if r.cell in corpus: continue
+        d = full[r.lang] if params[r.lang]["train_clips"] == r.clips else work / "corpus" / r.cell
+        want = dict(source=r.lang, train_clips=r.clips)
+        if d != full[r.lang] and not (_corpus_ready(d) and json.loads((d / "subset.json").read_text()) == want):
+            subset_corpus(full[r.lang], d, r.clips)
+        corpus[r.cell] = d
+    return corpus
+
 def prepare(grid:Grid, # the runs to prepare for
             work_dir, # folder for the corpus, the teacher features and the runs
             teacher=None, # folder of the text teacher (default: the offline multilingual-e5-small, converted if needed)
@@ -169,24 +195,7 @@ def prepare(grid:Grid, # the runs to prepare for
     work = Path(work_dir); work.mkdir(parents=True, exist_ok=True)
     record_path = work / "prepared.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    corpus = {}
-    need = grid.cells()
-    full = {l: work / "corpus" / l for l in need}
-    todo = [l for l in need if not _corpus_ready(full[l]) or json.loads((full[l] / "synth.json").read_text())["params"]["train_clips"] < need[l]
-            or json.loads((full[l] / "synth.json").read_text())["params"]["eval_sentences"] != grid.eval_clips]
-    if todo:
-        from distill_l2s.synth import synthesize_corpus
-        synthesize_corpus(work / "corpus", todo, sizes={l: need[l] for l in todo}, seed=grid.corpus_seed,
-                          eval_sentences=grid.eval_clips, progress=progress)
-    for r in grid.runs():
-        if r.cell in corpus: continue
-        have = json.loads((full[r.lang] / "synth.json").read_text())["params"]["train_clips"]
-        d = full[r.lang] if have == r.clips else work / "corpus" / r.cell
-        if d != full[r.lang]:
-            sub = d / "subset.json"
-            if not (_corpus_ready(d) and json.loads(sub.read_text()) == dict(source=r.lang, train_clips=r.clips)):
-                subset_corpus(full[r.lang], d, r.clips)
-        corpus[r.cell] = d
+    corpus = _prepare_corpus(grid, work, progress)
     kinds = {"e5": sorted({r.cell for r in grid.runs() if r.lam > 0 and r.arm != "random-teacher"}),
              "random": sorted({r.cell for r in grid.runs() if r.arm == "random-teacher"})}
     features = {}
