@@ -109,7 +109,8 @@ def interpolate(
     lengths: Tensor,  # (B,) valid positions per sequence, each in 1..L
     target_lengths: Tensor,  # (B,) length to resize each sequence to, each at least 1
     mode: str = "nearest",  # "nearest", or "linear" (as F.interpolate with align_corners=True)
-) -> Tensor:  # (B, max(target_lengths), D), zero past each target length
+    width: int | None = None,  # positions of the output; default max(target_lengths), never less
+) -> Tensor:  # (B, width, D), zero past each target length
     "Resize each sequence's first `lengths[b]` positions to `target_lengths[b]`, as `F.interpolate` would on it alone."
     B, L, D = _check_seq(seq, "seq")
     if mode not in _MODES: raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
@@ -118,6 +119,9 @@ def interpolate(
     lo, hi, tlo, M = _on_host(lengths.min(), lengths.max(), target_lengths.min(), target_lengths.max())
     _check_range(lo, hi, "lengths", L, "the positions in seq")
     _check_range(tlo, M, "target_lengths", None, "")
+    if width is not None:  # e.g. the width of the predictions it is compared with, which may hold padding past every length
+        if width < M: raise ValueError(f"width={width} is less than the longest target length {M}")
+        M = width
 
     src, dst, last = lengths[:, None], target_lengths[:, None], lengths[:, None] - 1  # (B, 1)
     flat, offset = seq.reshape(B * L, D), torch.arange(B, device=seq.device)[:, None] * L

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from fastcore.script import call_parse, CliError, is_cli
 from tqdm.auto import tqdm
@@ -51,12 +51,13 @@ def demo_config(lang_dir, # a Common Voice-style language folder
                 batch_size:int=8, # utterances per step
                 learning_rate:float=2e-3, # peak learning rate (10% warm-up, cosine decay)
                 seed:int=0, # the same for both arms
+                eval_batch_size:int=40, # utterances per forward pass when scoring dev and test
                ) -> TrainConfig:
     "The `TrainConfig` of one demo run."
     random = student == "random"
     return make_config("tiny", dict(
         max_steps=steps, warmup_steps=max(1, steps // 10), learning_rate=learning_rate, batch_size=batch_size,
-        per_device_batch_size=batch_size, eval_steps=max(1, steps // 5), eval_batch_size=40, logging_steps=max(1, steps // 20),
+        per_device_batch_size=batch_size, eval_steps=max(1, steps // 5), eval_batch_size=eval_batch_size, logging_steps=max(1, steps // 20),
         save_total_limit=1, student_config=(student_cfg or student_config()) if random else {}, seed=seed),
         lang_dir=str(lang_dir), output_dir=str(output_dir), lam=lam, teacher=str(teacher), student=student)
 
@@ -153,7 +154,7 @@ def run_length_stats(model_dir, # a run's model/ folder
         logits, _, n = _student_pass(student, processor, [load_audio(r.path, rate) for r in batch])
         tokens = torch.tensor([len(ids) for ids in tokenizer([r.text for r in batch])["input_ids"]])
         parts.append(length_stats(logits, n, tokens, blank, ignore))
-    return {k: __import__("numpy").concatenate([p[k] for p in parts]) for k in ("frames", "shrunk", "tokens")}
+    return {k: np.concatenate([p[k] for p in parts]) for k in ("frames", "shrunk", "tokens")}
 
 # %% ../nbs/10_demo.ipynb #65c20683
 def _corpus(data_dir, langs, scale, eval_clips, seed):

@@ -123,7 +123,7 @@ class DistillL2S(nn.Module):
             else: n = frames
             pred = self.projection(feats)                                           # (B, N, D_s) -> (B, N, D_t)
             target = interpolate(teacher_features.to(pred.device), teacher_lengths.to(pred.device), n,
-                                 mode=self.interp_mode)                             # (B, L, D_t) -> (B, N, D_t)
+                                 mode=self.interp_mode, width=pred.shape[1])        # (B, L, D_t) -> (B, N, D_t)
             kd = distill_loss(pred, target, n, kind=self.loss_kind)
         loss = out.loss if kd is None or out.loss is None else out.loss + self.lam * kd
         if self.check_finite and loss is not None and not torch.isfinite(loss):

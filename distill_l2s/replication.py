@@ -15,7 +15,7 @@ import shutil
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, asdict, field, replace
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import multiprocessing as mp
 
@@ -228,8 +228,8 @@ def run_config(spec:RunSpec, grid:Grid, work_dir, prepared:dict):
     cfg = demo_config(work / prepared["corpus"][spec.cell], work / "runs" / spec.name, spec.lam,
                       teacher=f"{prepared.get('teacher') or 'multilingual-e5-small'}{' (random init)' if kind == 'random' else ''}",
                       student_cfg=student_config(grid.hidden, grid.layers), steps=grid.steps, batch_size=grid.batch_size,
-                      learning_rate=grid.learning_rate, seed=spec.seed)
-    return replace(cfg, teacher_features=feats, fp16=False, eval_batch_size=grid.eval_clips, **ABLATIONS.get(spec.arm, {}))
+                      learning_rate=grid.learning_rate, seed=spec.seed, eval_batch_size=grid.eval_clips)
+    return replace(cfg, teacher_features=feats, fp16=False, **ABLATIONS.get(spec.arm, {}))
 
 def _versions() -> dict:
     import transformers, distill_l2s
@@ -364,6 +364,8 @@ def summarise(records:list[dict], # result records (`load_records`)
 _ARM_LABELS = {"baseline": "baseline (CTC only)", "distill": "Distill-L2S", "no-shrink": "no shrinking",
                "linear": "linear interpolation", "cosine": "cosine loss", "random-teacher": "random teacher"}
 
+def _arm_name(arm, lam): return _ARM_LABELS.get(arm, arm) + ("" if arm == "baseline" else f" λ={lam:g}")
+
 def _ms(row, m): return f"{row[m]:.3f} ± {row[f'{m}_std']:.3f}" if not math.isnan(row[f"{m}_std"]) else f"{row[m]:.3f}"
 
 def _chg(row, m):
@@ -428,7 +430,7 @@ def plot_arms(rows:list[dict], # `summarise` rows
             xs.append(i + (j - (len(arms) - 1) / 2) * width); ys.append(r[metric])
             es.append(0 if math.isnan(r[f"{metric}_std"]) else r[f"{metric}_std"])
             labels.append("" if f"{metric}_rel" not in r else relative_change_label(r[f"{metric}_rel"]))
-        name = _ARM_LABELS.get(arm, arm) + ("" if arm == "baseline" else f" λ={lam:g}")
+        name = _arm_name(arm, lam)
         bars = ax.bar(xs, ys, width, yerr=es, capsize=3, label=name, color=colors[j])
         for b, t, e in zip(bars, labels, es):  # above the error bar, alternating heights so neighbours do not collide
             if t: ax.annotate(t, (b.get_x() + b.get_width() / 2, b.get_height() + e), xytext=(0, 3 + 8 * (j % 2)),
@@ -477,7 +479,7 @@ def plot_curves(records:list[dict], # result records with their `history`
             if not steps: continue
             v = np.array([[c[s] for s in steps] for c in curves])
             m, sd = v.mean(0), (v.std(0, ddof=1) if len(v) > 1 else np.zeros(len(steps)))
-            name = _ARM_LABELS.get(arm, arm) + ("" if arm == "baseline" else f" λ={lam:g}")
+            name = _arm_name(arm, lam)
             ax.plot(steps, m, marker="o", ms=3, color=f"C{j}", label=f"{name} ({len(v)} seeds)")
             ax.fill_between(steps, m - sd, m + sd, color=f"C{j}", alpha=0.2)
         ax.set_title(f"{lang}, {clips} clips"); ax.set_xlabel("step")

@@ -192,12 +192,10 @@ class TeacherCache:
         lines = ident.read_text().splitlines()
         dtype = getattr(torch, lines[1].removeprefix("torch."), None) if len(lines) >= 2 else None
         if not isinstance(dtype, torch.dtype): raise ValueError(f"{ident}: expected the teacher identity and a torch dtype on two lines")
-        shards = sorted(folder.glob("*.safetensors"))
-        if not shards: raise ValueError(f"{folder} holds no features (no .safetensors shard)")
+        if not any(folder.glob("*.safetensors")): raise ValueError(f"{folder} holds no features (no .safetensors shard)")
         self = cls.__new__(cls)
         self.teacher, self.dtype, self.max_memory, self.shard_size = None, dtype, max_memory, 1024
-        self.identity, self.dir = lines[0], folder
-        self.dim = self._read_header(shards[0])[2][-1]
+        self.identity, self.dir, self.dim = lines[0], folder, None  # the width: that of the first valid shard
         self._setup()
         if not self._index: raise ValueError(f"{folder}: none of its shards could be used (see the warnings above)")
         return self
@@ -230,13 +228,14 @@ class TeacherCache:
             except Exception as e:  # truncated, overwritten, or not a shard at all
                 self.stats["bad_shards"] += 1
                 warnings.warn(f"teacher cache: {path} is unreadable and will be recomputed ({type(e).__name__}: {e})", CacheWarning)
-                path.unlink(missing_ok=True)
+                if self.teacher is not None: path.unlink(missing_ok=True)  # a read-only cache leaves files alone
                 continue
             if meta.get("identity") != self.identity:
                 self.stats["stale_shards"] += 1
                 warnings.warn(f"teacher cache: {path} was written by another teacher ({meta.get('identity')!r}); ignored", CacheWarning)
                 continue
             keys, sums = json.loads(meta["keys"]), json.loads(meta["checksums"])
+            if self.dim is None and len(shape) == 2: self.dim = shape[1]
             problem = (f"dtype {dtype} is not {self.dtype}" if dtype != self.dtype else
                        f"width {shape[1]} is not the teacher's {self.dim}" if len(shape) != 2 or shape[1] != self.dim else
                        "offsets do not match the rows" if len(offsets) != len(keys) + 1 or len(sums) != len(keys)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -112,9 +113,9 @@ def main(argv=None) -> int:
                 "download those languages or leave them out with --langs")
     a.out.mkdir(parents=True, exist_ok=True)
     entry = a.out / ".distill_l2s_train.py"
-    entry.write_text(ENTRY)
     failed = []
     if not a.report_only:
+        if not a.dry_run: entry.write_text(ENTRY)
         for lang in langs:
             for lam in [0.0, *lams]:
                 for seed in seeds:
@@ -139,8 +140,9 @@ def main(argv=None) -> int:
     rows = summarise(recs)
     md = table(rows, lams)
     (a.out / "results.md").write_text(md)
-    (a.out / "results.json").write_text(json.dumps(dict(rows=rows, runs=[r["spec"] | {"test": r["results"]["test"]} for r in recs]),
-                                                   indent=2) + "\n")
+    plain = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]  # JSON has no NaN
+    (a.out / "results.json").write_text(json.dumps(dict(rows=plain, runs=[r["spec"] | {"test": r["results"]["test"]} for r in recs]),
+                                                   indent=2, allow_nan=False) + "\n")
     print("\n" + md + f"\n{len(recs)} finished runs; table in {a.out / 'results.md'}")
     if failed: print(f"{len(failed)} runs failed: {', '.join(failed)}")
     return 1 if failed else 0
