@@ -21,6 +21,7 @@ step() {  # step NAME COMMAND...: run one benchmark, its output and wall time in
   python3 -c "import sys, torch, transformers; print(f'python {sys.version.split()[0]}, torch {torch.__version__}, transformers {transformers.__version__}, CUDA available: {torch.cuda.is_available()}')"
   step "alignment core, CPU time, one thread" python3 benchmarks/bench_align.py --cpu-time --repeats 25
   step "alignment core, wall time" python3 benchmarks/bench_align.py --repeats 25
+  step "forced segments against the greedy shrink, CPU time, one thread" python3 benchmarks/bench_forced.py --cpu-time --repeats 15
   step "audio throughput" python3 benchmarks/bench_audio.py
   step "training step" python3 benchmarks/bench_step.py --threads 1 --rounds 7
   step "offline teacher conversion" python3 benchmarks/e5_convert.py
