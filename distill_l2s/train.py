@@ -29,7 +29,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from .text import build_vocab, make_processor, cer, wer
 from .data import read_split, ctc_frames, load_audio, SpeechDataset, Collator, length_grouped_sampler
 from .teacher import TextTeacher, TeacherCache
-from .model import DistillL2S, NonFiniteLossError
+from .model import KD_STATS, DistillL2S, NonFiniteLossError
 
 # %% auto #0
 __all__ = ['TINY_STUDENT', 'PRESETS', 'SPLIT_FILES', 'INTERP_MODES', 'LOSS_KINDS', 'RESUMABLE', 'TrainConfig', 'parse_overrides',
@@ -307,6 +307,7 @@ class DistillTrainer(Trainer):
         self.lengths, self.max_nonfinite = lengths, max_nonfinite
         self.nonfinite_skipped, self.nonfinite_in_row, self._void_step = None, 0, False
         self._loss_parts, self._n_parts = torch.zeros(2, device=self.args.device), 0
+        self._kd_stats, self._n_stats = torch.zeros(len(KD_STATS), device=self.args.device), 0  # sums of `kd_stats`
 
     def _get_train_sampler(self, train_dataset=None):
         if self.lengths is None: return super()._get_train_sampler(train_dataset)
@@ -350,12 +351,16 @@ class DistillTrainer(Trainer):
                     "the run diverged or the data is broken. Lower learning_rate, check the clips and transcripts, "
                     "or raise max_nonfinite.")
             if self.is_world_process_zero():
-                warnings.warn(f"step {self.state.global_step}: non-finite loss (ctc {ctc.item():.4g}, kd {kd.item():.4g}); "
+                hint = " (a NaN kd with a finite ctc also comes from teacher lengths out of range)" if ctc.isfinite() and kd.isnan() else ""
+                warnings.warn(f"step {self.state.global_step}: non-finite loss (ctc {ctc.item():.4g}, kd {kd.item():.4g}){hint}; "
                               f"the step is skipped ({self.nonfinite_skipped} skipped so far)")
         else:
             self.nonfinite_in_row = 0
             self._loss_parts += torch.stack([ctc.detach(), kd.detach()])
             self._n_parts += 1
+            if out.kd_stats is not None:  # DataParallel gathers one row per GPU
+                self._kd_stats += out.kd_stats.detach().view(-1, len(KD_STATS)).mean(0)
+                self._n_stats += 1
             if not self._void_step: self.accelerator.backward(loss / steps)
         if self.accelerator.sync_gradients and self._void_step:  # last micro-batch of a voided step
             self._drop_gradients(model)
@@ -365,10 +370,14 @@ class DistillTrainer(Trainer):
     def log(self, logs, start_time=None):
         if "loss" in logs:  # a training log: every process calls this at the same step
             if self._n_parts:
-                parts = self.accelerator.reduce(self._loss_parts, "mean") / self._n_parts if self.args.world_size > 1 \
-                        else self._loss_parts / self._n_parts
-                logs["ctc_loss"], logs["kd_loss"] = parts.tolist()
-            self._loss_parts.zero_(); self._n_parts = 0
+                sums = torch.cat([self._loss_parts, self._kd_stats])
+                if self.args.world_size > 1: sums = self.accelerator.reduce(sums, "mean")
+                sums = sums.tolist()  # the one host read of the logging window
+                logs["ctc_loss"], logs["kd_loss"] = (v / self._n_parts for v in sums[:2])
+                if self._n_stats:
+                    stats = dict(zip(KD_STATS, (v / self._n_stats for v in sums[2:])))
+                    logs.update(stats, kd_rows_per_label=stats["kd_rows"] / max(stats["label_length"], 1e-9))
+            self._loss_parts.zero_(); self._kd_stats.zero_(); self._n_parts = self._n_stats = 0
             logs["nonfinite_skipped"] = self.nonfinite_skipped or 0
         super().log(logs, start_time)
 
