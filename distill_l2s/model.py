@@ -104,20 +104,22 @@ class DistillL2S(nn.Module):
         return (f"lam={self.lam}, student_layer={self.student_layer}, shrinking={self.shrinking}, interp_mode={self.interp_mode!r}, "
                 f"loss_kind={self.loss_kind!r}, blank_id={self.blank_id}, ignore_ids={self.ignore_ids}, segmentation={self.segmentation!r}")
 
-    def frame_lengths(self, attention_mask:torch.Tensor|None, input_values:torch.Tensor) -> torch.Tensor:
-        "Valid student frames per utterance, from the attention mask over samples."
-        if attention_mask is not None: samples = attention_mask.sum(-1)
-        else: samples = torch.full(input_values.shape[:1], input_values.shape[-1], device=input_values.device)
-        return self.student._get_feat_extract_output_lengths(samples).long()  # (B,)
+    def frame_lengths(self, attention_mask:torch.Tensor|None, inputs:torch.Tensor) -> torch.Tensor:
+        "Valid student frames per utterance, from the attention mask over the input's last axis (samples, or log-mel frames)."
+        if attention_mask is not None: n = attention_mask.sum(-1)
+        else: n = torch.full(inputs.shape[:1], inputs.shape[-1], device=inputs.device)
+        return self.student._get_feat_extract_output_lengths(n).long()  # (B,)
 
-    def student_forward(self, input_values:torch.Tensor, attention_mask:torch.Tensor|None=None, labels:torch.Tensor|None=None):
+    def student_forward(self, input_values:torch.Tensor|None=None, attention_mask:torch.Tensor|None=None,
+                        labels:torch.Tensor|None=None, **inputs):
         "Run the student once; return its output (logits, CTC loss) and its features at `student_layer` (B, T, D_s)."
-        if self.student_layer != -1:
-            out = self.student(input_values, attention_mask=attention_mask, labels=labels, output_hidden_states=True)
+        inputs = {k: v for k, v in dict(input_values=input_values, **inputs).items() if v is not None}  # a Whisper student
+        if self.student_layer != -1:                                    # takes input_features, or frozen_states
+            out = self.student(**inputs, attention_mask=attention_mask, labels=labels, output_hidden_states=True)
             return out, out.hidden_states[self.student_layer]
         seen = []  # the encoder output, as the CTC head receives it (before the head's dropout)
         hook = self.student.base_model.register_forward_hook(lambda m, args, o: seen.append(o[0]))
-        try: out = self.student(input_values, attention_mask=attention_mask, labels=labels)
+        try: out = self.student(**inputs, attention_mask=attention_mask, labels=labels)
         finally: hook.remove()
         return out, seen[-1]
 
@@ -193,19 +195,23 @@ class DistillL2S(nn.Module):
         return teacher_features.to(feats.device), _check_lengths(teacher_lengths, "teacher_lengths", B, feats.device)
 
     def forward(self,
-                input_values:torch.Tensor, # (B, S) 16 kHz audio
+                input_values:torch.Tensor|None=None, # (B, S) 16 kHz audio (a Whisper student takes input_features instead)
                 attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples
                 labels:torch.Tensor|None=None, # (B, U) label ids, padded with -100
                 teacher_features:torch.Tensor|None=None, # (B, L, D_teacher) teacher features of the transcripts
                 teacher_lengths:torch.Tensor|None=None, # (B,) valid teacher positions
                 label_tokens:torch.Tensor|None=None, # (B, U) teacher position of every label, -1 for none (segmentation="forced")
                 texts:list[str]|None=None, # the transcripts, as the collator passes them; not used here
+                input_features:torch.Tensor|None=None, # (B, n_mels, T) log-mel features, for a Whisper student
+                frozen_states:torch.Tensor|None=None, # (B, T, D) a Whisper student's frozen bottom, computed earlier
                ) -> DistillL2SOutput:
         "CTC loss, distillation loss and their weighted sum for one batch."
         if (teacher_features is None) != (teacher_lengths is None):
             raise ValueError("pass teacher_features and teacher_lengths together")
-        out, feats = self.student_forward(input_values, attention_mask, labels)    # feats (B, T, D_s)
-        frames = self.frame_lengths(attention_mask, input_values)                   # (B,)
+        out, feats = self.student_forward(input_values, attention_mask, labels, input_features=input_features,
+                                          frozen_states=frozen_states)              # feats (B, T, D_s)
+        frames = getattr(out, "frame_lengths", None)                                # a student that reports its frames
+        if frames is None: frames = self.frame_lengths(attention_mask, input_values)  # (B,)
         kd = n = stats = bad = fell_back = None
         if self.lam > 0 and teacher_features is not None:
             t_feats, t_lens = self._teacher_inputs(teacher_features, teacher_lengths, feats)
