@@ -198,6 +198,11 @@ def world_size() -> int:
     "Number of training processes (set by torchrun / accelerate launch, else 1)."
     return int(os.environ.get("WORLD_SIZE", "1"))
 
+def _student_config(cfg:TrainConfig):
+    "The student's config alone (no weights), to know its frame rate before the data is read."
+    if cfg.student == "random": return Wav2Vec2Config(**{**TINY_STUDENT, **cfg.student_config})
+    return AutoConfig.from_pretrained(resolve_student(cfg.student))
+
 def check_config(cfg:TrainConfig, resume:bool=False):
     "Raise one `ValueError` listing every problem with `cfg` that can be found without loading weights."
     errs = []
@@ -258,11 +263,6 @@ def conv_frames(config):
     if is_whisper(config): return whisper_frames
     kernel, stride = tuple(config.conv_kernel), tuple(config.conv_stride)
     return lambda n: ctc_frames(n, conv_kernel=kernel, conv_stride=stride)
-
-def _student_config(cfg:TrainConfig):
-    "The student's config alone (no weights), to know its frame rate before the data is read."
-    if cfg.student == "random": return Wav2Vec2Config(**{**TINY_STUDENT, **cfg.student_config})
-    return AutoConfig.from_pretrained(resolve_student(cfg.student))
 
 def student_processor(vocab:dict, # character -> id, from `build_vocab`
                       student_config, # the student's config: Whisper students read log-mel features, the others waveforms
