@@ -228,12 +228,17 @@ def build(out: Path = ROOT / "_site", jobs: int = os.cpu_count() or 1) -> Path:
     return out
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
+    "The command line of this script."
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "_site", help="output folder (default: _site)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="notebooks executed at a time")
     ap.add_argument("--one", nargs=3, metavar=("SRC", "DST", "SKIP_FLAGS"), help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    return ap
+
+
+def main():
+    args = parser().parse_args()
     if args.one: process_notebook(Path(args.one[0]), Path(args.one[1]), args.one[2].split())
     else: build(args.out.resolve(), args.jobs)
 

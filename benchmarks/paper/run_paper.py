@@ -84,7 +84,8 @@ def table(rows: list[dict], lams) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    "The command line of this script."
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cv-root", type=Path, required=True, help="Common Voice release folder holding one folder per language")
     p.add_argument("--out", type=Path, required=True, help="folder for the runs and the table")
@@ -99,6 +100,11 @@ def main(argv=None) -> int:
     p.add_argument("--master-port", type=int, default=29531, help="torchrun rendezvous port")
     p.add_argument("--report-only", action="store_true", help="write the table from the finished runs; train nothing")
     p.add_argument("--dry-run", action="store_true", help="print the commands of the runs still to do; train nothing")
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
     a = p.parse_args(argv)
 
     langs = [l.strip() for l in a.langs.split(",") if l.strip()]
