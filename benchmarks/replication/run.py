@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 
 def device_check(results: Path, check: Path, md: Path):
     "Tables of the runs repeated on another device (`results/cpu-check`) beside the same runs in `results`."
-    from distill_l2s.replication import load_records, summarise, arm_table, replace_block
+    from distill_l2s.replication import load_records, replace_block
+    from distill_l2s.plots import summarise, arm_table
     again = load_records(check)
     names = {r["name"] for r in again}
     first = [r for r in load_records(results) if r["name"] in names]
