@@ -81,7 +81,10 @@ def test_tiny_demo(tmp_path):
     # it ends on what to do next, and its transcribe command runs on its own clip
     tail = r.stdout[r.stdout.index("What next:"):]
     assert "benchmarks/replication/README.md" in tail and "distill-l2s-demo --langs" in tail
-    cmd = shlex.split(next(l for l in tail.splitlines() if l.strip().startswith("distill-l2s-transcribe")))
+    from test_commands import check_command  # every command it suggests parses
+    suggested = [shlex.split(l) for l in tail.splitlines() if l.strip().startswith("distill-l2s-")]
+    assert len(suggested) == 3 and all(check_command(c) is None for c in suggested), suggested
+    cmd = next(c for c in suggested if c[0] == "distill-l2s-transcribe")
     assert cmd[2] == tr[0]["path"]
     script = tmp_path / "distill-l2s-transcribe"
     script.write_text("import sys\nfrom distill_l2s.cli import transcribe_cli\nsys.exit(transcribe_cli())\n")
