@@ -371,6 +371,10 @@ class DistillTrainer(Trainer):
                  max_nonfinite:int=10, # stop after this many non-finite micro-batches in a row
                  **kwargs):
         super().__init__(*args, **kwargs)
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        if any(isinstance(c, ProgressCallback) and type(c) is not ProgressCallback for c in self.callback_handler.callbacks):
+            for c in [c for c in self.callback_handler.callbacks if type(c) in (ProgressCallback, PrinterCallback)]:
+                self.remove_callback(c)  # a caller's progress display (a `ProgressCallback` subclass) replaces the Trainer's
         self.lengths, self.max_nonfinite = lengths, max_nonfinite
         self.nonfinite_skipped, self.nonfinite_in_row, self._void_step = None, 0, False
         self._loss_parts, self._n_parts = torch.zeros(2, device=self.args.device), 0
