@@ -32,6 +32,7 @@ from .teacher import TextTeacher, TeacherCache, read_alignment
 from .model import KD_STATS, DistillL2S, NonFiniteLossError
 from .whisper import (FrozenBottom, FrozenStatesCollator, FrozenStatesDataset, LogMelCollator, clip_key, is_whisper,
                                  resolve_student, whisper_ctc_from_pretrained, whisper_frames, whisper_processor)
+from .controls import CONTROLS, control_cache, parse_control
 
 # %% auto #0
 __all__ = ['TINY_STUDENT', 'PRESETS', 'SPLIT_FILES', 'INTERP_MODES', 'LOSS_KINDS', 'SEGMENTATIONS', 'RESUMABLE', 'TrainConfig',
@@ -200,6 +201,11 @@ def world_size() -> int:
     "Number of training processes (set by torchrun / accelerate launch, else 1)."
     return int(os.environ.get("WORLD_SIZE", "1"))
 
+def _student_config(cfg:TrainConfig):
+    "The student's config alone (no weights), to know its frame rate before the data is read."
+    if cfg.student == "random": return Wav2Vec2Config(**{**TINY_STUDENT, **cfg.student_config})
+    return AutoConfig.from_pretrained(resolve_student(cfg.student))
+
 def check_config(cfg:TrainConfig, resume:bool=False):
     "Raise one `ValueError` listing every problem with `cfg` that can be found without loading weights."
     errs = []
@@ -254,6 +260,13 @@ def check_config(cfg:TrainConfig, resume:bool=False):
         elif cfg.segmentation == "forced" and read_alignment(cfg.teacher_features) is None:
             errs.append(f"teacher_features {cfg.teacher_features!r} does not declare which characters its features belong to "
                         "(no alignment.json), which segmentation=forced needs; add it with `distill_l2s.teacher.write_alignment`")
+    elif cfg.lam > 0 and cfg.teacher.partition(":")[0] in CONTROLS:
+        try:
+            kind, arg = parse_control(cfg.teacher)
+            if kind == "knowledge" and not (Path(arg) / "config.json").is_file():
+                errs.append(f"teacher {cfg.teacher!r}: {arg} is not a saved CTC model (no config.json); give a run's model/ folder")
+            if kind == "random-init" and arg != "multilingual-e5-small": errs.append(_loads("teacher", arg, AutoConfig.from_pretrained))
+        except ValueError as e: errs.append(str(e))
     elif cfg.lam > 0:
         errs.append(_loads("teacher", cfg.teacher, AutoConfig.from_pretrained))
         if errs[-1] is None: errs.append(_loads("teacher tokenizer of", cfg.teacher, AutoTokenizer.from_pretrained))
@@ -268,11 +281,6 @@ def conv_frames(config):
     if is_whisper(config): return whisper_frames
     kernel, stride = tuple(config.conv_kernel), tuple(config.conv_stride)
     return lambda n: ctc_frames(n, conv_kernel=kernel, conv_stride=stride)
-
-def _student_config(cfg:TrainConfig):
-    "The student's config alone (no weights), to know its frame rate before the data is read."
-    if cfg.student == "random": return Wav2Vec2Config(**{**TINY_STUDENT, **cfg.student_config})
-    return AutoConfig.from_pretrained(resolve_student(cfg.student))
 
 def student_processor(vocab:dict, # character -> id, from `build_vocab`
                       student_config, # the student's config: Whisper students read log-mel features, the others waveforms
@@ -363,6 +371,10 @@ class DistillTrainer(Trainer):
                  max_nonfinite:int=10, # stop after this many non-finite micro-batches in a row
                  **kwargs):
         super().__init__(*args, **kwargs)
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        if any(isinstance(c, ProgressCallback) and type(c) is not ProgressCallback for c in self.callback_handler.callbacks):
+            for c in [c for c in self.callback_handler.callbacks if type(c) in (ProgressCallback, PrinterCallback)]:
+                self.remove_callback(c)  # a caller's progress display (a `ProgressCallback` subclass) replaces the Trainer's
         self.lengths, self.max_nonfinite = lengths, max_nonfinite
         self.nonfinite_skipped, self.nonfinite_in_row, self._void_step = None, 0, False
         self._loss_parts, self._n_parts = torch.zeros(2, device=self.args.device), 0
@@ -590,6 +602,10 @@ def train(cfg:TrainConfig, # the run; see `make_config`
             if missing := [r.text for s in ("train", "dev") for r in records[s] if r.text not in cache]:
                 raise ValueError(f"teacher_features {cfg.teacher_features}: {len(missing)} train/dev transcript(s) are not in it, "
                                f"e.g. {missing[0]!r}; fill it with the teacher for this language first")
+            teacher_dim, teacher_id = cache.dim, cache.identity
+        elif cfg.lam > 0 and parse_control(cfg.teacher):  # a diagnostic teacher (distill_l2s.controls), computed once
+            cache = control_cache(cfg.teacher, records["train"] + records["dev"], cfg.teacher_cache or out / "teacher_cache",
+                                  device=args.device, progress=main)
             teacher_dim, teacher_id = cache.dim, cache.identity
         elif cfg.lam > 0:
             teacher = TextTeacher(cfg.teacher, layer=cfg.teacher_layer, device=args.device, too_long="truncate")  # counted, warned

@@ -348,7 +348,7 @@ def whisper_frames(num_samples:int, # audio length in samples at 16 kHz
     "Encoder output frames for a clip alone: one log-mel frame per `hop_length` samples, then halved."
     return max(whisper_output_lengths(int(num_samples) // hop_length), 0)
 
-# %% ../nbs/12_whisper.ipynb #c4bd0ed4
+# %% ../nbs/12_whisper.ipynb #ab3d735d
 def _key_bias(valid: torch.Tensor, dtype) -> torch.Tensor:
     "(B, T') bool of valid frames -> (B, 1, 1, T') additive attention bias that hides the others."
     return torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill(~valid, torch.finfo(dtype).min)[:, None, None]
@@ -358,6 +358,12 @@ class WhisperCTCEncoder(WhisperEncoder):
     def __init__(self, config:WhisperCTCConfig):
         super().__init__(config)
         self.masked_spec_embed = nn.Parameter(torch.empty(config.d_model).uniform_())
+
+    def _init_weights(self, module):  # the encoder is a model of its own: transformers initialises it with this method
+        super()._init_weights(module)
+        if isinstance(module, WhisperCTCEncoder):
+            from transformers import initialization as init
+            init.uniform_(module.masked_spec_embed)
 
     def stem(self,
              input_features:torch.Tensor, # (B, n_mels, T) log-mel features
@@ -405,7 +411,7 @@ class WhisperCTCEncoder(WhisperEncoder):
         h = self.layer_norm(h)
         return BaseModelOutput(last_hidden_state=h, hidden_states=tuple(hidden) if output_hidden_states else None)
 
-# %% ../nbs/12_whisper.ipynb #e60c3d2d
+# %% ../nbs/12_whisper.ipynb #7280adf0
 @dataclass
 class WhisperCTCOutput(CausalLMOutput):
     "Output of `WhisperForCTC`: CTC loss and logits, and the valid output frames of each clip."
@@ -435,11 +441,13 @@ class WhisperForCTC(WhisperPreTrainedModel):
         "The encoder, whose output the CTC head reads."
         return self.encoder
 
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, WhisperCTCEncoder):
-            from transformers import initialization as init
-            init.uniform_(module.masked_spec_embed)
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        "As `PreTrainedModel.from_pretrained`, then the config's frozen bottom frozen again (loading makes new parameters)."
+        model = super().from_pretrained(*args, **kwargs)
+        student = model[0] if isinstance(model, tuple) else model
+        student.freeze_layers(student.config.frozen_layers)
+        return model
 
     def freeze_feature_encoder(self):
         "Stop training the convolutional stem (the position table never trains)."
