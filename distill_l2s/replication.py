@@ -30,6 +30,7 @@ __all__ = ['log', 'ABLATIONS', 'ARMS', 'FULL', 'REDUCED', 'METRICS', 'START', 'E
 
 # %% ../nbs/11_replication.ipynb #efcec602
 from .data import read_split
+from .model import KD_STATS
 from .plots import save_figure, relative_change_label, summarise, comparison_table, arm_table, arm_name
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ def run_one(spec:RunSpec, grid:Grid, work_dir, prepared:dict, results_dir, threa
     res = run_arm(cfg)
     state = Path(cfg.output_dir) / "trainer_state.json"
     history = json.loads(state.read_text())["log_history"] if state.is_file() else []
-    keep = ("step", "eval_cer", "eval_wer", "ctc_loss", "kd_loss")
+    keep = ("step", "eval_cer", "eval_wer", "ctc_loss", "kd_loss", *KD_STATS, "kd_rows_per_label")  # with what the bridge did
     rec = dict(spec=asdict(spec), cell=spec.cell, name=spec.name, results=res, grid=asdict(grid), device=_device(),
                seconds=round(time.time() - start, 1), versions=_versions(),
                history=[{k: h[k] for k in keep if k in h} for h in history if "eval_cer" in h or "ctc_loss" in h])
