@@ -23,7 +23,8 @@ from .replication import Grid, load_records, plot_arms, plot_curves, prepare, re
 from .train import make_config, train
 
 # %% auto #0
-__all__ = ['ARMS_V2', 'WHISPER_ARMS', 'RANDOM_ARMS', 'FULL_V2', 'Cell', 'RunV2', 'GridV2']
+__all__ = ['ARMS_V2', 'WHISPER_ARMS', 'RANDOM_ARMS', 'FULL_V2', 'V2_START', 'V2_END', 'Cell', 'RunV2', 'GridV2', 'bridge_fit',
+           'internals_table', 'fit_table', 'stronger_table', 'write_report_v2']
 
 # %% ../nbs/14_replication_v2.ipynb #e8ac9206
 ARMS_V2 = {  # arm -> (teacher, TrainConfig changes); all at the grid's λ
@@ -187,3 +188,128 @@ def _config_v2(self:GridV2, spec:RunV2, work_dir, prepared:dict):
 
 GridV2.prepare, GridV2.config = _prepare_v2, _config_v2
 FULL_V2 = GridV2()
+
+# %% ../nbs/14_replication_v2.ipynb #34eef5f8
+@torch.no_grad()
+def bridge_fit(run_dir, # a run folder: its model/ holds the student and the projection, train_config.json its settings
+               split:str="dev", # the split to measure on
+               batch_size:int=16,
+              ) -> dict: # R², the rows compared, and the mean squared error per dimension
+    "The share of the teacher's variance that a trained run's projected student explains, on `split`."
+    from torch.utils.data import DataLoader
+    from distill_l2s.align import distill_loss, forced_align, interpolate, shrink, token_means
+    from distill_l2s.controls import _student_features
+    from distill_l2s.data import Collator, SpeechDataset
+    from distill_l2s.model import load_projection
+    from distill_l2s.teacher import TeacherCache
+    from distill_l2s.train import TrainConfig, conv_frames, load_student
+    from distill_l2s.whisper import LogMelCollator, is_whisper
+    run = Path(run_dir)
+    cfg = TrainConfig.load(run / "train_config.json")
+    if cfg.lam == 0 or not cfg.teacher_features: raise ValueError(f"{run}: a run with a teacher read from teacher_features is needed")
+    student, processor = load_student(run / "model")
+    projection, settings = load_projection(run / "model")
+    cache = TeacherCache.open(cfg.teacher_features)
+    records = read_split(cfg.lang_dir, split, max_duration=30.0 if is_whisper(student.config) else None, mode=cfg.text_mode)[0]
+    ds = SpeechDataset(records, processor, frames=conv_frames(student.config))
+    collate = LogMelCollator(processor) if is_whisper(student.config) else Collator(processor)
+    blank, ignore = settings["blank_id"], tuple(settings["ignore_ids"])
+    preds, targets = [], []
+    for batch in DataLoader(ds, batch_size=batch_size, collate_fn=collate):
+        logits, feats, frames = _student_features(student, batch)
+        t, tl = cache.get(batch["texts"])
+        if cfg.segmentation == "forced":
+            seg, aligned = forced_align(logits, frames, batch["labels"], blank)
+            rows, target, n, _ = token_means(feats, frames, seg, aligned, cache.label_tokens(batch["texts"], tl), t, tl)
+        else:
+            rows, n = shrink(feats, logits, frames, blank, ignore) if cfg.shrinking else (feats, frames)
+            target = interpolate(t, tl, n, mode=cfg.interp_mode, width=rows.shape[1])
+        valid = torch.arange(rows.shape[1])[None] < n[:, None]                                   # (B, N)
+        preds.append(projection(rows)[valid].float()); targets.append(target[valid].float())
+    pred, target = torch.cat(preds), torch.cat(targets)                                         # (rows, D_t)
+    sse, sst = ((pred - target) ** 2).sum(), ((target - target.mean(0)) ** 2).sum()
+    return dict(r2=float(1 - sse / sst), rows=len(target), mse=float(sse / target.numel()),
+                teacher_var=float(sst / target.numel()), segmentation=cfg.segmentation, split=split)
+
+# %% ../nbs/14_replication_v2.ipynb #106ab7b7
+V2_START, V2_END = "<!-- v2-tables:start -->", "<!-- v2-tables:end -->"
+_STATS = (("shrink_fallback", "fallback share"), ("kd_rows_per_label", "rows per label"), ("student_norm", "student norm"),
+          ("teacher_norm", "teacher norm"), ("forced_fallback", "forced fallback"))
+
+def _last(history:list, key:str):
+    vals = [h[key] for h in history if key in h]
+    return vals[-1] if vals else float("nan")
+
+def internals_table(records:list) -> str:
+    "What the bridge did at the last logged step, mean over seeds, per student, cell and arm."
+    groups = {}
+    for r in records:
+        if r["spec"]["lam"] > 0: groups.setdefault((r["cell"], r["spec"]["arm"]), []).append(r["history"])
+    lines = []
+    for (cell, arm), hs in sorted(groups.items()):
+        vals = [np.nanmean([_last(h, k) for h in hs]) if any(k in e for h in hs for e in h) else float("nan") for k, _ in _STATS]
+        lines.append([cell, arm, len(hs), *("" if math.isnan(v) else f"{v:.2f}" for v in vals)])
+    return markdown_table(["cell", "arm", "seeds", *(t for _, t in _STATS)], lines)
+
+def fit_table(fits:dict, records:list) -> str:
+    "Bridge fit (R² on dev) per cell and arm, mean ± std over seeds."
+    groups = {}
+    for r in records:
+        if r["name"] in fits: groups.setdefault((r["cell"], r["spec"]["arm"]), []).append(fits[r["name"]]["r2"])
+    lines = [[cell, arm, len(v), f"{np.mean(v):.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else "")]
+             for (cell, arm), v in sorted(groups.items())]
+    return markdown_table(["cell", "arm", "seeds", "R² on dev"], lines)
+
+def stronger_table(prepared:dict, rows:list) -> str:
+    "The knowledge control's stronger models against the mean baseline of their cells (test CER)."
+    base = {(r["student"], r["lang"]): r for r in rows if r["arm"] == "baseline"}
+    lines = []
+    for cell, s in sorted(prepared.get("stronger", {}).items()):
+        student, lang, _ = cell.split("-")
+        b = base.get((student, lang))
+        lines.append([cell, s["test"]["cer"] and f"{s['test']['cer']:.3f}", f"{s['dev']['cer']:.3f}",
+                      "" if b is None else f"{b['cer']:.3f}"])
+    return markdown_table(["cell", "stronger model's test CER", "its dev CER", "cell's baseline test CER (mean)"], lines)
+
+def write_report_v2(results_dir, # the v2 result records
+                    grid:GridV2, # their grid
+                    markdown_file, # where the tables go, between `V2_START` and `V2_END`
+                    plots_dir, # folder for the PNG plots
+                    work=None, # the work folder (run folders, prepared-v2.json): bridge fits are computed for runs not in fits.json
+                   ) -> list[dict]: # summary rows, with a `student` key
+    "Tables and plots of the v2 grid."
+    records = load_records(results_dir, RunV2)
+    md, plots_dir, results_dir = Path(markdown_file), Path(plots_dir), Path(results_dir)
+    fits_file = results_dir.parent / f"{results_dir.name}-fits.json"
+    fits = json.loads(fits_file.read_text()) if fits_file.is_file() else {}
+    prepared = {}
+    if work is not None and (Path(work) / "prepared-v2.json").is_file():
+        prepared = json.loads((Path(work) / "prepared-v2.json").read_text())
+        (results_dir.parent / f"{results_dir.name}-prepared.json").write_text(json.dumps(prepared, indent=2) + "\n")
+        for r in records:
+            d = Path(work) / "runs" / r["name"]
+            if r["name"] not in fits and r["spec"]["lam"] > 0 and (d / "model").is_dir(): fits[r["name"]] = bridge_fit(d)
+        fits_file.write_text(json.dumps(fits, indent=1, sort_keys=True) + "\n")
+    elif (results_dir.parent / f"{results_dir.name}-prepared.json").is_file():
+        prepared = json.loads((results_dir.parent / f"{results_dir.name}-prepared.json").read_text())
+    rows, parts = [], []
+    rel = lambda p: os.path.relpath(p, md.parent)
+    for student in dict.fromkeys(c.student for c in grid.cells):
+        recs = [r for r in records if r["spec"]["student"] == student]
+        if not recs: continue
+        srows = [dict(r, student=student) for r in summarise(recs)]
+        rows += srows
+        cells = [(c.lang, c.clips) for c in grid.cells if c.student == student]
+        arms = [(a, 0.0 if a == "baseline" else grid.lam) for a in next(c.arms for c in grid.cells if c.student == student)]
+        png = plots_dir / f"arms_{student}.png"
+        plot_arms(srows, cells, arms, title=f"{'Pretrained whisper-base' if student == 'whisper' else 'Random wav2vec2'} student", save=png)
+        notes = "".join(f"\n{n}\n" for n in table_notes(srows))
+        parts.append(f"### {'Pretrained student (whisper-base)' if student == 'whisper' else 'Random student (v1)'}\n\n"
+                     f"{arm_table(srows)}{notes}\n![{student}]({rel(png)})\n")
+        if plot_curves(recs, cells, arms, save=plots_dir / f"curves_{student}.png") is not None:
+            parts.append(f"![curves {student}]({rel(plots_dir / f'curves_{student}.png')})\n")
+    body = ("### Stronger models of the knowledge control\n\n" + stronger_table(prepared, rows) + "\n" if prepared.get("stronger") else "") + \
+           "\n".join(parts) + "\n### What the bridge did (last logged step)\n\n" + internals_table(records) + \
+           ("\n### Bridge fit\n\n" + fit_table(fits, records) if fits else "")
+    replace_block(md, body, V2_START, V2_END)
+    return rows
