@@ -236,8 +236,8 @@ class TeacherCache:
         self.dir = Path(cache_dir) / _digest(self.identity, str(dtype), size=8)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "identity.txt").write_text(f"{self.identity}\n{dtype}\n")
-        self.tokenizer = getattr(teacher, "tokenizer", None)  # which characters each position covers (forced segmentation)
-        fast = getattr(self.tokenizer, "is_fast", False)  # a feature source without a fast tokenizer declares no alignment
+        self.tokenizer = getattr(teacher, "tokenizer", None)  # which characters each position covers (forced segmentation);
+        fast = getattr(self.tokenizer, "is_fast", False)      # a source of features that are not text has none
         self.alignment = write_alignment(self.dir, "tokenizer", self.tokenizer, teacher.max_length) if fast else None
         self._setup()
 

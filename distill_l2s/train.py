@@ -118,6 +118,10 @@ PRESETS = {
                  per_device_batch_size=2, eval_steps=4, eval_batch_size=4, logging_steps=2, layerdrop=0.0,
                  attention_dropout=0.0, hidden_dropout=0.0, mask_time_prob=0.0, freeze_feature_encoder=False,
                  num_workers=0, fp16=False, report_to="none"),
+    "whisper": dict(student="whisper-base", max_steps=240, warmup_steps=24, learning_rate=1e-3, batch_size=8,
+                    per_device_batch_size=8, eval_steps=48, eval_batch_size=16, logging_steps=12, layerdrop=0.0,
+                    attention_dropout=0.0, hidden_dropout=0.0, mask_time_prob=0.05, freeze_feature_encoder=True,
+                    frozen_layers=4, frozen_cache="auto", num_workers=0, save_total_limit=1),
 }
 
 # %% ../nbs/05_train.ipynb #de7fee2a
