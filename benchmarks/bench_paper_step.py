@@ -133,11 +133,11 @@ class Mode:
         self.model = (student if name == "plain" else
                       DistillL2S(student, args.teacher_width, lam=0.5, check_finite=False, compile_bridge=name == "distill-compiled"))
         self.model.to(device).train()
-        self.resident = torch.cuda.memory_allocated(device) - before if self.cuda else 0  # weights; the first step adds its state
         if dist:
             from torch.nn.parallel import DistributedDataParallel
             self.model = DistributedDataParallel(self.model, device_ids=[device.index] if self.cuda else None,
                                                  find_unused_parameters=True)  # layer drop leaves layers unused
+        self.resident = torch.cuda.memory_allocated(device) - before if self.cuda else 0  # weights, DDP buckets; + optimizer state
         self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=2e-5, betas=(0.9, 0.98), eps=1e-8)
         self.transient, self.fwdbwd, self.optim, self.first = [], [], [], None
 
