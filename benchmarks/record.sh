@@ -2,7 +2,7 @@
 # Re-measure every benchmark of benchmarks/README.md in one sitting, one after the other, on this machine.
 # Usage, from the repository root:  bash benchmarks/record.sh [LOG]   (default LOG: benchmarks/record.log)
 #   ONLY="align bridge step" bash benchmarks/record.sh LOG   runs only the named benchmarks
-#     (names: align, audio, step, bridge, e5, synth, demo, paper-step; paper-step runs only where CUDA is present)
+#     (names: align, forced, audio, step, bridge, e5, synth, demo, paper-step; paper-step runs only where CUDA is present)
 #   BASELINE=<commit> ...   also runs the alignment core, bridge and step benchmarks of <commit> (its distill_l2s and
 #     benchmarks, from `git archive`) beside the current ones, taking turns, for an old-against-new comparison
 # Needs `pip install -e ".[dev,demo]"`. About 20 minutes on a 2-core CPU. Leave the machine otherwise idle:
@@ -35,6 +35,7 @@ if [ -n "$BASELINE" ]; then OLD=$(mktemp -d); git archive "$BASELINE" distill_l2
     [ -n "$OLD" ] && step "alignment core at $BASELINE, CPU time, one thread (again)" python3 "$OLD/benchmarks/bench_align.py" --cpu-time --repeats 25
     [ -z "$ONLY" ] && step "alignment core, wall time" python3 benchmarks/bench_align.py --repeats 25
   fi
+  want forced && step "forced segments against the greedy shrink, CPU time, one thread" python3 benchmarks/bench_forced.py --cpu-time --repeats 15
   want audio && step "audio throughput" python3 benchmarks/bench_audio.py
   want step && step "training step" python3 benchmarks/bench_step.py --threads 1 --rounds 7
   want step && [ -n "$OLD" ] && step "training step at $BASELINE" python3 "$OLD/benchmarks/bench_step.py" --threads 1 --rounds 7

@@ -25,12 +25,12 @@ from matplotlib.figure import Figure
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS', 'ARMS', 'FULL', 'REDUCED', 'METRICS', 'START', 'END', 'RunSpec', 'Grid', 'subset_corpus',
-           'random_teacher', 'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'summarise', 'main_table',
-           'arm_table', 'plot_arms', 'plot_lambda', 'plot_curves', 'report_markdown', 'write_report', 'replace_block']
+           'random_teacher', 'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'main_table', 'plot_arms',
+           'plot_lambda', 'plot_curves', 'report_markdown', 'write_report', 'replace_block']
 
 # %% ../nbs/11_replication.ipynb #efcec602
 from .data import read_split
-from .plots import save_figure, relative_change_label
+from .plots import save_figure, relative_change_label, summarise, comparison_table, arm_table, arm_name
 
 log = logging.getLogger(__name__)
 
@@ -331,82 +331,16 @@ def load_records(results_dir) -> list[dict]:
         out.append(rec)
     return out
 
-def _group_key(spec:dict): return (spec["lang"], spec["clips"], spec["arm"], float(spec["lam"]))
-
-def summarise(records:list[dict], # result records (`load_records`)
-              split:str="test", # "dev" or "test"
-             ) -> list[dict]: # one row per (language, clips, arm, λ)
-    "Mean, std and paired per-seed change against the baseline of each group of seeds."
-    groups = {}
-    for rec in records: groups.setdefault(_group_key(rec["spec"]), {})[rec["spec"]["seed"]] = rec
-    rows = []
-    for (lang, clips, arm, lam), by_seed in sorted(groups.items()):
-        base = groups.get((lang, clips, "baseline", 0.0), {})
-        first = next(iter(by_seed.values()))["results"]
-        row = dict(lang=lang, clips=clips, arm=arm, lam=lam, n=len(by_seed), seeds=sorted(by_seed),
-                   train_minutes=first["train_hours"] * 60)
-        for m in METRICS:
-            v = np.array([by_seed[s]["results"][split][m] for s in sorted(by_seed)])
-            row[m], row[f"{m}_std"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
-            if arm == "baseline" or not base: continue
-            b = np.array([base[s]["results"][split][m] for s in sorted(base)])
-            row[f"{m}_rel"] = float((v.mean() - b.mean()) / b.mean()) if b.mean() > 0 else float("nan")
-            paired = [s for s in sorted(by_seed) if s in base and base[s]["results"][split][m] > 0]
-            d = np.array([(by_seed[s]["results"][split][m] - base[s]["results"][split][m]) / base[s]["results"][split][m]
-                          for s in paired])
-            row[f"{m}_paired"], row[f"{m}_paired_std"] = (float(d.mean()) if len(d) else float("nan"),
-                                                          float(d.std(ddof=1)) if len(d) > 1 else float("nan"))
-            row[f"{m}_wins"], row["paired_n"] = int((d < 0).sum()), len(d)
-        rows.append(row)
-    return rows
 
 # %% ../nbs/11_replication.ipynb #499934f2
-_ARM_LABELS = {"baseline": "baseline (CTC only)", "distill": "Distill-L2S", "no-shrink": "no shrinking",
-               "linear": "linear interpolation", "cosine": "cosine loss", "random-teacher": "random teacher"}
-
-def _arm_name(arm, lam): return _ARM_LABELS.get(arm, arm) + ("" if arm == "baseline" else f" λ={lam:g}")
-
-def _ms(row, m): return f"{row[m]:.3f} ± {row[f'{m}_std']:.3f}" if not math.isnan(row[f"{m}_std"]) else f"{row[m]:.3f}"
-
-def _chg(row, m):
-    if f"{m}_rel" not in row: return "", "", ""
-    paired = "n/a" if math.isnan(row[f"{m}_paired"]) else \
-        f"{row[f'{m}_paired']:+.1%}" + ("" if math.isnan(row[f"{m}_paired_std"]) else f" ± {row[f'{m}_paired_std']:.1%}")
-    return relative_change_label(row[f"{m}_rel"]), paired, f"{row[f'{m}_wins']}/{row['paired_n']}"
-
-def _table(head, lines): return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
-                                           ["| " + " | ".join(map(str, l)) + " |" for l in lines]) + "\n"
-
 def _script(lang):
     from distill_l2s.synth import LANGUAGES
     return LANGUAGES[lang].script.title() if lang in LANGUAGES else "?"
 
 def main_table(rows:list[dict], lam:float=0.5) -> str:
-    "Baseline against Distill-L2S at `lam`, one line per cell."
-    by = {(r["lang"], r["clips"], r["arm"], r["lam"]): r for r in rows}
-    lines = []
-    for (lang, clips, arm, l), b in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        if arm != "baseline" or (lang, clips, "distill", lam) not in by: continue
-        d = by[lang, clips, "distill", lam]
-        cer, wer = _chg(d, "cer"), _chg(d, "wer")
-        lines.append([lang, _script(lang), clips, f"{b['train_minutes']:.1f}", b["n"], _ms(b, "cer"), _ms(d, "cer"), *cer,
-                      _ms(b, "wer"), _ms(d, "wer"), *wer])
-    return _table(["language", "script", "train clips", "train min", "seeds", "baseline CER", f"Distill-L2S CER",
-                   "CER change", "CER paired", "CER better", "baseline WER", "Distill-L2S WER", "WER change",
-                   "WER paired", "WER better"], lines)
+    "Baseline against Distill-L2S at `lam`, one line per cell, with each language's script."
+    return comparison_table(rows, lam, scripts={r["lang"]: _script(r["lang"]) for r in rows})
 
-def arm_table(rows:list[dict], arms=None, lams=None) -> str:
-    "Every arm (or `arms`) and λ (or `lams`) per cell, against the cell's baseline."
-    lines = []
-    order = {a: i for i, a in enumerate(ARMS)}
-    for r in sorted(rows, key=lambda r: (r["clips"], r["lang"], order.get(r["arm"], 99), r["lam"])):
-        if arms is not None and r["arm"] not in arms: continue
-        if lams is not None and r["arm"] != "baseline" and r["lam"] not in lams: continue
-        cer, wer = _chg(r, "cer"), _chg(r, "wer")
-        arm = _ARM_LABELS.get(r["arm"], r["arm"])
-        lines.append([r["lang"], r["clips"], arm, f"{r['lam']:g}", r["n"], _ms(r, "cer"), *cer, _ms(r, "wer"), *wer])
-    return _table(["language", "train clips", "arm", "λ", "seeds", "CER", "CER change", "CER paired", "CER better",
-                   "WER", "WER change", "WER paired", "WER better"], lines)
 
 # %% ../nbs/11_replication.ipynb #e18b325b
 def plot_arms(rows:list[dict], # `summarise` rows
@@ -430,7 +364,7 @@ def plot_arms(rows:list[dict], # `summarise` rows
             xs.append(i + (j - (len(arms) - 1) / 2) * width); ys.append(r[metric])
             es.append(0 if math.isnan(r[f"{metric}_std"]) else r[f"{metric}_std"])
             labels.append("" if f"{metric}_rel" not in r else relative_change_label(r[f"{metric}_rel"]))
-        name = _arm_name(arm, lam)
+        name = arm_name(arm, lam)
         bars = ax.bar(xs, ys, width, yerr=es, capsize=3, label=name, color=colors[j])
         for b, t, e in zip(bars, labels, es):  # above the error bar, alternating heights so neighbours do not collide
             if t: ax.annotate(t, (b.get_x() + b.get_width() / 2, b.get_height() + e), xytext=(0, 3 + 8 * (j % 2)),
@@ -479,7 +413,7 @@ def plot_curves(records:list[dict], # result records with their `history`
             if not steps: continue
             v = np.array([[c[s] for s in steps] for c in curves])
             m, sd = v.mean(0), (v.std(0, ddof=1) if len(v) > 1 else np.zeros(len(steps)))
-            name = _arm_name(arm, lam)
+            name = arm_name(arm, lam)
             ax.plot(steps, m, marker="o", ms=3, color=f"C{j}", label=f"{name} ({len(v)} seeds)")
             ax.fill_between(steps, m - sd, m + sd, color=f"C{j}", alpha=0.2)
         ax.set_title(f"{lang}, {clips} clips"); ax.set_xlabel("step")
