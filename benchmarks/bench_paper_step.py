@@ -3,7 +3,7 @@
     python benchmarks/bench_paper_step.py                       # on the GPU: fp16 and bf16, plain and Distill-L2S
     python benchmarks/bench_paper_step.py --nproc 2             # the same under torchrun, two processes (needs 2 GPUs)
     python benchmarks/bench_paper_step.py --modes plain,distill,distill-compiled   # also the compiled bridge
-    python benchmarks/bench_paper_step.py --student whisper-small                  # a Whisper-small-sized student
+    python benchmarks/bench_paper_step.py --student whisper-small                  # a Whisper-small-sized CTC student
     python benchmarks/bench_paper_step.py --tiny --device cpu --steps 2            # a tiny check of the script itself
 
 Needs no hub. The student is built from XLSR-53's configuration (facebook/wav2vec2-large-xlsr-53: wav2vec 2.0 large
@@ -15,6 +15,10 @@ words a second. Teacher features of width 768 (InfoXLM-base's) come from a `Teac
 width-768 text encoder: only the width and the token counts reach the step, as with InfoXLM's cached features.
 Every step is autocast (fp16 with a gradient scaler, or bf16) with AdamW as the paper's Adam (lr 2e-5, betas 0.9 and
 0.98, eps 1e-8).
+
+With `--student whisper-small` the student is `distill_l2s.whisper.WhisperForCTC` in Whisper small's encoder layout
+(12 layers, width 768, 12 heads, 80 log-mel bins, random weights; convolutional stem frozen, layer drop, dropout and
+attention dropout 0.1, mask_time_prob 0.05), fed log-mel features of the same clips (100 frames a second).
 
 Modes: `plain` (the student's own CTC loss), `distill` (`DistillL2S`, λ = 0.5, as `DistillTrainer` runs it:
 `check_finite=False`, the default `sync_free`), `distill-compiled` (the same with `compile_bridge=True`). All modes live
@@ -29,7 +33,9 @@ The projected wall time of the paper's 20,000 steps is 20,000 x (batches per ste
 Goals: Distill-L2S at most 1.03x the plain step's time and at most +2% of its peak memory.
 
 Host reads per step (an extra, untimed step per mode) are counted with `distill_l2s.align.HostReads` and, on CUDA,
-with `torch.cuda.set_sync_debug_mode`, split into the student's own (transformers) and this library's.
+with `torch.cuda.set_sync_debug_mode`, split into the student's own (transformers, or `distill_l2s/whisper.py`),
+`DistillL2S`'s (`distill_l2s/model.py`, `align.py`) and the rest (the backward pass and the optimizer, charged to
+the lines of this script that start them).
 """
 from __future__ import annotations
 
@@ -58,6 +64,12 @@ XLSR53 = dict(  # facebook/wav2vec2-large-xlsr-53, as its config.json; the fine-
     feat_proj_dropout=0.1, layer_norm_eps=1e-5)
 FINE_TUNE = dict(layerdrop=0.1, attention_dropout=0.1, hidden_dropout=0.1, activation_dropout=0.0, mask_time_prob=0.05,
                  mask_time_length=10, vocab_size=VOCAB, pad_token_id=0, ctc_loss_reduction="mean", ctc_zero_infinity=True)
+WHISPER_SMALL = dict(d_model=768, encoder_layers=12, encoder_attention_heads=12, encoder_ffn_dim=3072, num_mel_bins=80,
+                     max_source_positions=1500)  # openai/whisper-small's encoder
+WHISPER_TUNE = dict(encoder_layerdrop=0.1, dropout=0.1, attention_dropout=0.1, mask_time_prob=0.05, mask_time_length=10,
+                    vocab_size=VOCAB, pad_token_id=0, ctc_loss_reduction="mean", ctc_zero_infinity=True)
+TINY_WHISPER = dict(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, num_mel_bins=80,
+                    max_source_positions=1500, mask_time_length=2)
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(16, 16, 16),
             conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2), conv_bias=True, feat_extract_norm="layer",
             do_stable_layer_norm=True, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, mask_time_length=2)
@@ -68,16 +80,19 @@ WORDS = ("time people year way day thing man world life hand part child eye woma
 def whisper_missing() -> str | None:
     "Why a Whisper student cannot be benchmarked here, or None."
     if importlib.util.find_spec("distill_l2s.whisper") is None:
-        return ("skipped: `distill_l2s.whisper` is not in this checkout (Whisper CTC students are being added in "
-                "nbs/12_whisper.ipynb); the Whisper-small-sized student runs once it exists")
-    return ("skipped: `distill_l2s.whisper` exists but this benchmark has no Whisper-small builder yet; "
-            "add it beside `build_student`")
+        return ("skipped: `distill_l2s.whisper` is not in this checkout (Whisper CTC students come with "
+                "nbs/12_whisper.ipynb); the Whisper-small-sized student runs where it exists")
+    return None
 
 
 def build_student(args):
-    "The XLSR-53-sized student (or the tiny one) with random weights and the paper's fine-tuning settings."
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
-    student = Wav2Vec2ForCTC(Wav2Vec2Config(**{**(TINY if args.tiny else XLSR53), **FINE_TUNE}))
+    "The XLSR-53-sized (or Whisper-small-sized, or tiny) student with random weights and the paper's fine-tuning settings."
+    if args.student == "whisper-small":
+        from distill_l2s.whisper import WhisperCTCConfig, WhisperForCTC
+        student = WhisperForCTC(WhisperCTCConfig(**{**(TINY_WHISPER if args.tiny else WHISPER_SMALL), **WHISPER_TUNE}))
+    else:
+        from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+        student = Wav2Vec2ForCTC(Wav2Vec2Config(**{**(TINY if args.tiny else XLSR53), **FINE_TUNE}))
     student.freeze_feature_encoder()
     return student
 
@@ -91,13 +106,17 @@ def make_batches(args, rank: int) -> list[dict]:
         secs = args.min_s + (args.max_s - args.min_s) * torch.rand(args.batch, generator=g)
         n = (secs * 16000).long()
         S = int(n.max())
-        wave = torch.randn(args.batch, S, generator=g)
+        if args.student == "whisper-small":  # log-mel features, 100 frames a second, as LogMelCollator pads them
+            n = n // 160
+            S = int(n.max())
+            wave = torch.randn(args.batch, 80, S, generator=g)
+        else: wave = torch.randn(args.batch, S, generator=g)  # zero-mean unit-variance clips
         mask = (torch.arange(S) < n[:, None]).long()
-        wave = wave * mask  # zero-mean unit-variance clips, zero padding, as the collator pads
+        wave = wave * (mask[:, None] if wave.ndim == 3 else mask)  # zero padding, as the collators pad
         u = (secs * 15).long()
         labels = torch.randint(1, VOCAB, (args.batch, int(u.max())), generator=g).masked_fill(torch.arange(int(u.max())) >= u[:, None], -100)
         texts = [" ".join(WORDS[i] for i in torch.randint(0, len(WORDS), (max(1, int(s * 2.5)),), generator=g)) for s in secs.tolist()]
-        batch = dict(input_values=wave, attention_mask=mask, labels=labels)
+        batch = {"input_features" if args.student == "whisper-small" else "input_values": wave, "attention_mask": mask, "labels": labels}
         if args.device.startswith("cuda"): batch = {k: v.pin_memory() for k, v in batch.items()}
         out.append(dict(batch, texts=texts, seconds=secs.tolist()))
     return out
@@ -127,17 +146,18 @@ class Mode:
         import torch
         from distill_l2s.model import DistillL2S
         self.name, self.device, self.cuda = name, device, device.type == "cuda"
+        self.keys = ("input_features" if args.student == "whisper-small" else "input_values", "attention_mask", "labels")
         before = torch.cuda.memory_allocated(device) if self.cuda else 0
         torch.manual_seed(0)
         student = build_student(args)
         self.model = (student if name == "plain" else
                       DistillL2S(student, args.teacher_width, lam=0.5, check_finite=False, compile_bridge=name == "distill-compiled"))
         self.model.to(device).train()
-        self.resident = torch.cuda.memory_allocated(device) - before if self.cuda else 0  # weights; the first step adds its state
         if dist:
             from torch.nn.parallel import DistributedDataParallel
             self.model = DistributedDataParallel(self.model, device_ids=[device.index] if self.cuda else None,
                                                  find_unused_parameters=True)  # layer drop leaves layers unused
+        self.resident = torch.cuda.memory_allocated(device) - before if self.cuda else 0  # weights, DDP buckets; + optimizer state
         self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=2e-5, betas=(0.9, 0.98), eps=1e-8)
         self.transient, self.fwdbwd, self.optim, self.first = [], [], [], None
 
@@ -153,7 +173,7 @@ class Mode:
             ev[0].record()
         t0 = time.perf_counter()
         torch.manual_seed(seed); np.random.seed(seed)  # the same layer drop and SpecAugment masks in every mode
-        x = {k: batch[k].to(dev, non_blocking=True) for k in ("input_values", "attention_mask", "labels")}
+        x = {k: batch[k].to(dev, non_blocking=True) for k in self.keys}
         with torch.autocast(dev.type, dtype=dtype):
             if self.name == "plain": loss = self.model(**x).loss
             else: loss = self.model(**x, teacher_features=feats[0].to(dev, non_blocking=True),
@@ -178,15 +198,18 @@ class Mode:
         return None if not self.cuda else (self.resident + max(self.transient)) / 2**20
 
 
+_STUDENT_FILES = ("/transformers/", "/distill_l2s/whisper.py")  # the student's code
+_BRIDGE_FILES = ("/distill_l2s/model.py", "/distill_l2s/align.py")  # DistillL2S and the bridge
+
 def host_reads(mode: Mode, batch, feats, dtype, scaler) -> dict:
-    "Host reads of one untimed step, by who asked: the student (transformers), this library, anything else."
+    "Host reads of one untimed step, by who asked: the student, DistillL2S and its bridge, anything else."
     import torch
     from distill_l2s.align import HostReads
     out = {}
     if mode.name != "distill-compiled":  # a dispatch mode and a compiled graph do not mix; the graph reads nothing
         with HostReads() as r: mode.step(batch, feats, dtype, scaler, seed=10**6, timed=False)
-        out = {"transformers": r.count("/transformers/"), "distill_l2s": r.count("/distill_l2s/")}
-        out["elsewhere"] = len(r.reads) - out["transformers"] - out["distill_l2s"]  # charged to this script: backward, optimizer
+        out = {"student": sum(r.count(f) for f in _STUDENT_FILES), "bridge": sum(r.count(f) for f in _BRIDGE_FILES)}
+        out["elsewhere"] = len(r.reads) - out["student"] - out["bridge"]  # charged to this script: backward, optimizer
     if mode.cuda:  # the driver's view: every synchronising call, by the Python file that made it
         torch.cuda.set_sync_debug_mode("warn")
         with warnings.catch_warnings(record=True) as w:
@@ -194,8 +217,8 @@ def host_reads(mode: Mode, batch, feats, dtype, scaler) -> dict:
             mode.step(batch, feats, dtype, scaler, seed=10**6 + 1, timed=False)
         torch.cuda.set_sync_debug_mode(0)
         files = [x.filename for x in w if "synchroniz" in str(x.message)]
-        out["cuda_syncs"] = {"transformers": sum("/transformers/" in f for f in files),
-                             "distill_l2s": sum("/distill_l2s/" in f for f in files), "all": len(files)}
+        out["cuda_syncs"] = {"student": sum(any(s in f for s in _STUDENT_FILES) for f in files),
+                             "bridge": sum(any(s in f for s in _BRIDGE_FILES) for f in files), "all": len(files)}
     return out
 
 
@@ -248,7 +271,8 @@ def run(args) -> dict | None:
     if dist: torch.distributed.destroy_process_group()
     if rank: return None
     seconds = [s for b in batches for s in b["seconds"]]
-    return dict(student="tiny" if args.tiny else "XLSR-53 layout (random weights)", device=str(device),
+    size = "tiny" if args.tiny else {"xlsr-53": "XLSR-53", "whisper-small": "Whisper small"}[args.student]
+    return dict(student=f"{size} layout{' (Whisper CTC)' if args.student == 'whisper-small' and args.tiny else ''}, random weights", device=str(device),
                 gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None, processes=world,
                 batch=args.batch, clip_seconds=[round(min(seconds), 2), round(max(seconds), 2)], accumulate=accumulate,
                 steps=args.steps, warmup=args.warmup, teacher_width=args.teacher_width, cache_get_s=cache_s,
@@ -263,15 +287,15 @@ def report(out: dict):
           f"({out['accumulate']} batch(es) per process per step); teacher features from the cache: {1e3 * out['cache_get_s']:.1f} ms a batch")
     for dname, res in out["results"].items():
         print(f"\n{dname} autocast\n")
-        print("| mode | step s | fwd+bwd s | optimizer s | vs plain | peak MiB | vs plain | projected 20k steps h | host reads: student / distill_l2s / backward+optimizer |")
+        print("| mode | step s | fwd+bwd s | optimizer s | vs plain | peak MiB | vs plain | projected 20k steps h | host reads: student / DistillL2S / backward+optimizer |")
         print("|---|---|---|---|---|---|---|---|---|")
         for name, r in res.items():
             peak = "n/a (CPU)" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
             vs_t = f"{r['time_vs_plain']:.3f}x" if "time_vs_plain" in r else ""
             vs_m = f"{100 * (r['memory_vs_plain'] - 1):+.2f}%" if r.get("memory_vs_plain") else ""
             hr = r["host_reads"]
-            reads = f"{hr['transformers']} / {hr['distill_l2s']} / {hr['elsewhere']}" if "transformers" in hr else "compiled: not counted"
-            if "cuda_syncs" in hr: reads += f" (CUDA syncs {hr['cuda_syncs']['transformers']} / {hr['cuda_syncs']['distill_l2s']})"
+            reads = f"{hr['student']} / {hr['bridge']} / {hr['elsewhere']}" if "student" in hr else "compiled: not counted"
+            if "cuda_syncs" in hr: reads += f" (CUDA syncs {hr['cuda_syncs']['student']} / {hr['cuda_syncs']['bridge']} of {hr['cuda_syncs']['all']})"
             extra = f"; compile {r['compile_s']:.1f} s" if "compile_s" in r else ""
             print(f"| {name} | {r['step_s']:.3f} | {r['fwd_bwd_s']:.3f} | {r['optimizer_s']:.3f} | {vs_t} | {peak} | {vs_m} | "
                   f"{r['projected_20k_h']:.2f} | {reads}{extra} |")
@@ -303,8 +327,8 @@ def main():
     args = ap.parse_args()
     if bad := [m for m in args.modes.split(",") if m not in MODES]: ap.error(f"--modes: unknown {bad}; choose from {MODES}")
     if bad := [d for d in args.dtypes.split(",") if d not in ("fp16", "bf16")]: ap.error(f"--dtypes: unknown {bad}")
-    if args.student == "whisper-small":
-        print(whisper_missing()); return
+    if args.student == "whisper-small" and (why := whisper_missing()):
+        print(why); return
     import torch
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("no CUDA device: this benchmark measures a GPU step (use --tiny --device cpu to check the script)")

@@ -138,14 +138,17 @@ def worker(mode: str, tmp: Path, threads: int):
         return res
 
     print("ready", flush=True)
+    peak = None  # peak resident memory of the training steps, in MiB
     for line in sys.stdin:
         cmd, *arg = line.split()
-        if cmd == "parts": print(json.dumps(parts(int(arg[0]))), flush=True); continue
+        if cmd == "parts":  # the peak of the training steps first: timing the parts alone may allocate differently
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+            print(json.dumps(parts(int(arg[0]))), flush=True); continue
         if cmd != "step": break
         t0, c0 = time.perf_counter(), time.process_time()
         step(int(arg[0]))
         print(f"{time.perf_counter() - t0:.6f} {time.process_time() - c0:.6f}", flush=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    if peak is None: peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(dict(rss_imports=rss_imports, rss_setup=rss_setup, peak=peak)), flush=True)
 
 

@@ -120,3 +120,31 @@ def test_nonfinite_fp16_grad_scaler(tmp_path):
     assert all(torch.isfinite(w).all() for w in weights)
     assert any(torch.equal(a, b) for a, b in zip(weights, weights[1:]))  # a voided step leaves the weights as they were
     assert not torch.equal(weights[0], weights[-1])  # the other steps trained
+
+
+def test_distill_step_without_host_reads_on_cuda():
+    "On CUDA (sync_free by default) with check_finite=False, DistillL2S adds no host read and no synchronisation to a step."
+    import warnings
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+    from distill_l2s.align import HostReads
+    from distill_l2s.model import DistillL2S
+    torch.manual_seed(0)
+    student = Wav2Vec2ForCTC(Wav2Vec2Config(vocab_size=12, pad_token_id=0, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                            intermediate_size=64, conv_dim=(16, 16, 16), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2),
+                                            num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, mask_time_prob=0.0))
+    model = DistillL2S(student, 24, check_finite=False).cuda().train()
+    x = torch.randn(3, 3200, device="cuda")
+    mask = (torch.arange(3200, device="cuda") < torch.tensor([3200, 2600, 1800], device="cuda")[:, None]).long()
+    labels = torch.randint(1, 12, (3, 8), device="cuda")
+    tf, tl = torch.randn(3, 7, 24, device="cuda"), torch.tensor([7, 5, 3], device="cuda")
+    step = lambda: model(x, mask, labels, tf, tl).loss.backward()
+    step()  # warm-up
+    with HostReads() as reads: step()
+    assert [r for r in reads.reads if "/transformers/" not in r[1]] == []  # the student's own reads aside
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            step(); torch.cuda.current_stream().synchronize()
+    finally: torch.cuda.set_sync_debug_mode(0)
+    assert not [str(m.message) for m in w if "synchroniz" in str(m.message) and "/distill_l2s/" in m.filename]
