@@ -327,6 +327,7 @@ def drop_leaks(records: dict, # split name -> records, as `read_split` returns t
         counts[s] += 1
         skips[train].drop(f"also in {s}", r.path.name)
     records[train] = keep
+    if not keep: raise ValueError(f"every usable row of the {train} split is also in {' or '.join(counts)}: nothing to train on")
     if counts:
         warnings.warn(f"{sum(counts.values())} clip(s) of the {train} split are also in "
                       + " and ".join(f"{s} ({n})" for s, n in counts.items())
@@ -377,7 +378,7 @@ class SpeechDataset(Dataset):
         self.sampling_rate, self.do_normalize = fe.sampling_rate, fe.do_normalize
         self.on_error, self.frames, self.max_bad_share = on_error, frames, max_bad_share
         self.summary = summary if summary is not None else SkipSummary("SpeechDataset", len(self), len(self))
-        self.failures = {}  # clip path -> why it cannot be used, for every failure this process has noted
+        self.failures = {}  # clip path -> (reason, message) for every clip this process knows cannot be used
 
     @staticmethod
     def _header_duration(path: Path) -> float:
@@ -422,7 +423,7 @@ class SpeechDataset(Dataset):
         "Count clips that failed to load, once each, warn about new ones, and stop if too much of the data is damaged."
         for path, reason, message in skipped or ():
             if path in self.failures: continue
-            self.failures[path] = message
+            self.failures[path] = (reason, message)
             if self.summary.drop(reason, Path(path).name, key=path):
                 warnings.warn(f"{message}: left out ({self.summary.bad} damaged of {self.summary.rows} rows in "
                               f"{Path(self.summary.source).name} so far)", stacklevel=2)
