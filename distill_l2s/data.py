@@ -393,6 +393,8 @@ class SpeechDataset(Dataset):
         try: wave = load_audio(self.paths[i], self.sampling_rate)
         except Exception as e:
             why = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            if "does not exist" in why and self.paths[i].is_file():  # libsndfile's words for a stream mpg123 rejects
+                why = f"{self.paths[i].stat().st_size} bytes that are not a stream libsndfile can decode"
             return None, ("undecodable clip", f"{self.paths[i]}: cannot be decoded as audio ({type(e).__name__}: {why})")
         if self.frames(len(wave)) < ctc_min_frames(self.labels[i]):
             return None, ("truncated clip", f"{self.paths[i]}: decodes to {len(wave) / self.sampling_rate:.3f} s, "
