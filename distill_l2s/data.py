@@ -216,7 +216,7 @@ _RECORD_KEYS = ("path", "sentence", "text", "duration", "client_id")
 
 # libsndfile's MP3 decoder (mpg123) prints "Note: Illegal Audio-MPEG-Header ..." and the like on the C-level stderr
 _MPG123_LINE = re.compile(rb"^(Note: |Warning: |\[[^\]\n]*mpg123[^\]\n]*\] )")
-_capture = dict(lock=threading.Lock(), depth=0, saved=None, file=None)
+_capture = dict(lock=threading.Lock(), depth=0, saved=None, file=None, pid=None)
 
 @contextmanager
 def quiet_decoding():
@@ -225,25 +225,35 @@ def quiet_decoding():
     with c["lock"]:
         if c["depth"] == 0:                               # the first of any nested or concurrent decodes redirects
             try:
+                if c["pid"] != os.getpid():               # one capture file per process (a forked worker gets its own)
+                    c.update(file=tempfile.TemporaryFile(), pid=os.getpid())
                 sys.stderr.flush()
-                saved, file = os.dup(2), tempfile.TemporaryFile()
-                os.dup2(file.fileno(), 2)
-                c.update(saved=saved, file=file)
-            except (OSError, ValueError): c.update(saved=None, file=None)   # no usable fd 2: decode as it is
+                fd = c["file"].fileno()
+                os.ftruncate(fd, 0); os.lseek(fd, 0, os.SEEK_SET)
+                c["saved"] = os.dup(2)
+                os.dup2(fd, 2)
+            except (OSError, ValueError): c["saved"] = None   # no usable fd 2: decode as it is
         c["depth"] += 1
     try: yield
     finally:
         with c["lock"]:
             c["depth"] -= 1
-            if c["depth"] == 0 and c["file"] is not None:     # the last one restores fd 2 and replays what is not mpg123's
+            if c["depth"] == 0 and c["saved"] is not None:    # the last one restores fd 2, replays what is not mpg123's
                 try: sys.stderr.flush()
                 except ValueError: pass
-                os.dup2(c["saved"], 2); os.close(c["saved"])
-                c["file"].seek(0)
-                lines = c["file"].read().splitlines(keepends=True)
-                c["file"].close()
-                c.update(saved=None, file=None)
-                if kept := [l for l in lines if not _MPG123_LINE.match(l)]: os.write(2, b"".join(kept))
+                os.dup2(c["saved"], 2); os.close(c["saved"]); c["saved"] = None
+                fd = c["file"].fileno()
+                if size := os.lseek(fd, 0, os.SEEK_CUR):       # anything written at all? (mostly not)
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    lines = os.read(fd, size).splitlines(keepends=True)
+                    if kept := [l for l in lines if not _MPG123_LINE.match(l)]: os.write(2, b"".join(kept))
+
+def _after_fork():
+    "A child forked while another thread decoded starts clean, with its parent's stderr on fd 2."
+    if _capture["saved"] is not None: os.dup2(_capture["saved"], 2); os.close(_capture["saved"])
+    _capture.update(lock=threading.Lock(), depth=0, saved=None, file=None, pid=None)
+
+if hasattr(os, "register_at_fork"): os.register_at_fork(after_in_child=_after_fork)
 
 def _probe(path: Path, decode: bool) -> float:
     "Duration in seconds from the clip's header, or from decoding it in full when `decode`."

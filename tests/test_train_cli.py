@@ -86,7 +86,7 @@ def test_help_and_bad_arguments(work):
                     (dict(teacher=str(work["dir"] / "empty-teacher")), "empty-teacher' does not load"),
                     (dict(student=str(work["dir"] / "empty-teacher")), "student"),
                     (dict(set=["batch_size=3"]), "not a multiple of per_device_batch_size")]:
-        kw = {"preset": "tiny", "teacher": str(work["teacher"]), **kw}  # a hub name would wait for the network
+        kw = {"preset": "tiny", "teacher": str(work["teacher"]), **kw}  # local: hub names are in test_hub_names_fail_fast_offline
         with pytest.raises(CliError, match=msg): train_cli(str(work["lang"]), str(work["dir"] / "r0"), **kw)
     with pytest.raises(CliError, match="no such audio file"): transcribe_cli(str(work["dir"]), str(work["dir"] / "nothing.wav"))
 
