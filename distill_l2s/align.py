@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 # %% auto #0
-__all__ = ['shrink', 'interpolate', 'Projection', 'distill_loss']
+__all__ = ['shrink', 'interpolate', 'Projection', 'distill_loss', 'HostReads']
 
 # %% ../nbs/00_align.ipynb #5c380808
 def _check_seq(x, name: str) -> tuple[int, int, int]:
@@ -59,6 +61,46 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 # %% ../nbs/00_align.ipynb #e06104c1
+def _shrink_rows(
+    logits: Tensor,  # (B, T, V) CTC logits
+    lengths: Tensor,  # (B,) long: valid frames per utterance, each in 1..T (not checked)
+    dropped: Iterable[int],  # the blank id and the ignored ids
+) -> tuple[Tensor, Tensor, Tensor]:  # (B, T) each frame's row (-1: padding), (B,) rows per utterance, (B,) fell back
+    "Unchecked core of `shrink`, first half: which row of the output every frame's features go to."
+    T = logits.shape[1]
+    frame = torch.arange(T, device=logits.device)                 # (T,)
+    valid = frame < lengths[:, None]                              # (B, T)
+    labels = logits.detach().argmax(-1)                           # (B, T)
+    kept = valid.clone()
+    for i in dropped: kept &= labels != i
+    starts = torch.ones_like(kept)
+    starts[:, 1:] = labels[:, 1:] != labels[:, :-1]               # a frame whose label differs from the one before
+    starts &= kept                                                # first frame of every kept run
+    runs = starts.cumsum(1)                                       # (B, T) kept runs begun up to frame t
+    fallback = runs[:, -1] <= 1                                   # (B,) keep every valid frame instead
+    n = torch.where(fallback, lengths, runs[:, -1])               # (B,)
+    # Row 2j+1 takes kept run j (frame j when falling back); the even rows between take the dropped frames
+    row = torch.where(fallback[:, None], 2 * frame + 1, 2 * runs - kept.long())
+    return row.masked_fill(~valid, -1), n, fallback
+
+def _shrink_means(
+    feats: Tensor,  # (B, T, D) student features
+    row: Tensor,  # (B, T) from `_shrink_rows`
+    width: int,  # rows of the output: at least the largest row count, e.g. T, which needs no host read
+) -> Tensor:  # (B, width, D) run means, zero past each utterance's rows
+    "Unchecked core of `shrink`, second half: the mean of every row's frames."
+    B, T, D = feats.shape
+    # Utterance b owns rows b*(2W+1) ... b*(2W+1) + 2W of a buffer: the odd rows are the output, the even rows collect
+    # the dropped frames and the last one the padding. The row index never decreases along the batch's frames, and
+    # scatter_add_ with a row index expanded over D (backward: the matching gather) takes PyTorch's fast CPU path for
+    # this pattern.
+    row = (torch.where(row < 0, 2 * width, row) + torch.arange(B, device=feats.device)[:, None] * (2 * width + 1)).flatten()
+    acc = _acc_dtype(feats.dtype)
+    sums = feats.new_zeros(B * (2 * width + 1), D, dtype=acc).scatter_add_(0, row[:, None].expand(B * T, D), feats.reshape(B * T, D).to(acc))
+    counts = feats.new_zeros(B * (2 * width + 1), dtype=acc).index_add_(0, row, feats.new_ones(B * T, dtype=acc))
+    means = sums.view(B, 2 * width + 1, D)[:, 1::2] / counts.view(B, 2 * width + 1, 1)[:, 1::2].clamp(min=1)  # empty rows stay 0
+    return means.to(feats.dtype)                                  # (B, T, D) -> (B, width, D)
+
 def shrink(
     feats: Tensor,  # (B, T, D) student features
     logits: Tensor,  # (B, T, V) CTC logits of the same frames
@@ -71,38 +113,44 @@ def shrink(
     if not isinstance(logits, Tensor) or logits.ndim != 3 or tuple(logits.shape[:2]) != (B, T):
         raise ValueError(f"logits must have shape ({B}, {T}, V) to match feats {(B, T, D)}, got {tuple(getattr(logits, 'shape', ()))}")
     if logits.device != feats.device: raise ValueError(f"logits are on {logits.device} but feats on {feats.device}")
-    V = logits.shape[-1]
-    dropped = _check_ids((blank_id, *ignore_ids), V)
+    dropped = _check_ids((blank_id, *ignore_ids), logits.shape[-1])
     lengths = _check_lengths(lengths, "lengths", B, feats.device)
-
-    frame = torch.arange(T, device=feats.device)                  # (T,)
-    valid = frame < lengths[:, None]                              # (B, T)
-    labels = logits.detach().argmax(-1)                           # (B, T)
-    kept = valid.clone()
-    for i in dropped: kept &= labels != i
-    starts = torch.ones_like(kept)
-    starts[:, 1:] = labels[:, 1:] != labels[:, :-1]               # a frame whose label differs from the one before
-    starts &= kept                                                # first frame of every kept run
-    runs = starts.cumsum(1)                                       # (B, T) kept runs begun up to frame t
-    fallback = runs[:, -1] <= 1                                   # (B,) keep every valid frame instead
-    n = torch.where(fallback, lengths, runs[:, -1])               # (B,)
+    row, n, _ = _shrink_rows(logits, lengths, dropped)
     N, lo, hi = _on_host(n.max(), lengths.min(), lengths.max())   # the one host read
     _check_range(lo, hi, "lengths", T, "the frames in feats")
-
-    # Utterance b owns rows b*(2N+1) ... b*(2N+1) + 2N of a buffer: row 2j+1 sums kept run j (frame j when falling
-    # back), the even rows between collect the dropped frames and the last one the padding. The row index never
-    # decreases along the batch's frames, and scatter_add_ with a row index expanded over D (backward: the matching
-    # gather) takes PyTorch's fast CPU path for this pattern.
-    row = torch.where(fallback[:, None], 2 * frame + 1, 2 * runs - kept.long())
-    row = (torch.where(valid, row, 2 * N) + torch.arange(B, device=feats.device)[:, None] * (2 * N + 1)).flatten()  # (B*T,)
-    acc = _acc_dtype(feats.dtype)
-    sums = feats.new_zeros(B * (2 * N + 1), D, dtype=acc).scatter_add_(0, row[:, None].expand(B * T, D), feats.reshape(B * T, D).to(acc))
-    counts = feats.new_zeros(B * (2 * N + 1), dtype=acc).index_add_(0, row, feats.new_ones(B * T, dtype=acc))
-    means = sums.view(B, 2 * N + 1, D)[:, 1::2] / counts.view(B, 2 * N + 1, 1)[:, 1::2].clamp(min=1)  # empty rows stay 0
-    return means.to(feats.dtype), n                               # (B, T, D) -> (B, N, D)
+    return _shrink_means(feats, row, N), n                        # (B, T, D) -> (B, N, D)
 
 # %% ../nbs/00_align.ipynb #ac50dfc8
 _MODES = ("nearest", "linear")
+
+def _interpolate(
+    seq: Tensor,  # (B, L, D) sequences
+    lengths: Tensor,  # (B,) long: valid positions, each in 1..L (not checked)
+    target_lengths: Tensor,  # (B,) long: each in 1..width (not checked)
+    mode: str,  # "nearest" or "linear"
+    width: int,  # positions of the output
+) -> Tensor:  # (B, width, D), zero past each target length
+    "Unchecked core of `interpolate`: no argument checks, no host read."
+    B, L, D = seq.shape
+    M = width
+    src, dst, last = lengths[:, None], target_lengths[:, None], lengths[:, None] - 1  # (B, 1)
+    flat, offset = seq.reshape(B * L, D), torch.arange(B, device=seq.device)[:, None] * L
+    take = lambda i: flat.index_select(0, (i + offset).flatten()).view(B, M, D)          # rows i[b, m] of utterance b
+    if mode == "nearest":
+        # as F.interpolate: scale and product in float32; for float64 input on the CPU in float64, rounded to float32
+        op = torch.float64 if seq.dtype == torch.float64 and seq.device.type == "cpu" else torch.float32
+        pos = torch.arange(M, device=seq.device, dtype=op) * (src.to(op) / dst.to(op))        # (B, M)
+        out = take(pos.float().floor().long().minimum(last))
+    else:
+        op = torch.float64 if seq.dtype == torch.float64 else torch.float32
+        scale = torch.where(dst > 1, (src - 1).to(op) / (dst - 1).clamp(min=1).to(op), 0)     # (B, 1)
+        pos = torch.arange(M, device=seq.device, dtype=op) * scale                            # (B, M)
+        i0 = pos.float().floor().long().minimum(last)
+        w1 = (pos - i0).clamp(0, 1)[..., None]                                                 # (B, M, 1)
+        i1 = i0 + (i0 < last).long()
+        out = ((1 - w1) * take(i0).to(op) + w1 * take(i1).to(op)).to(seq.dtype)
+    outside = torch.arange(M, device=seq.device) >= dst                                        # (B, M)
+    return out.masked_fill_(outside[..., None], 0)                                             # (B, L, D) -> (B, M, D)
 
 def interpolate(
     seq: Tensor,  # (B, L, D) sequences, e.g. teacher features
@@ -122,25 +170,7 @@ def interpolate(
     if width is not None:  # e.g. the width of the predictions it is compared with, which may hold padding past every length
         if width < M: raise ValueError(f"width={width} is less than the longest target length {M}")
         M = width
-
-    src, dst, last = lengths[:, None], target_lengths[:, None], lengths[:, None] - 1  # (B, 1)
-    flat, offset = seq.reshape(B * L, D), torch.arange(B, device=seq.device)[:, None] * L
-    take = lambda i: flat.index_select(0, (i + offset).flatten()).view(B, M, D)          # rows i[b, m] of utterance b
-    if mode == "nearest":
-        # as F.interpolate: scale and product in float32; for float64 input on the CPU in float64, rounded to float32
-        op = torch.float64 if seq.dtype == torch.float64 and seq.device.type == "cpu" else torch.float32
-        pos = torch.arange(M, device=seq.device, dtype=op) * (src.to(op) / dst.to(op))        # (B, M)
-        out = take(pos.float().floor().long().minimum(last))
-    else:
-        op = torch.float64 if seq.dtype == torch.float64 else torch.float32
-        scale = torch.where(dst > 1, (src - 1).to(op) / (dst - 1).clamp(min=1).to(op), 0)     # (B, 1)
-        pos = torch.arange(M, device=seq.device, dtype=op) * scale                            # (B, M)
-        i0 = pos.float().floor().long().minimum(last)
-        w1 = (pos - i0).clamp(0, 1)[..., None]                                                 # (B, M, 1)
-        i1 = i0 + (i0 < last).long()
-        out = ((1 - w1) * take(i0).to(op) + w1 * take(i1).to(op)).to(seq.dtype)
-    outside = torch.arange(M, device=seq.device) >= dst                                        # (B, M)
-    return out.masked_fill_(outside[..., None], 0)                                             # (B, L, D) -> (B, M, D)
+    return _interpolate(seq, lengths, target_lengths, mode, M)
 
 # %% ../nbs/00_align.ipynb #79c6a7f1
 class Projection(nn.Module):
@@ -172,6 +202,21 @@ class Projection(nn.Module):
 # %% ../nbs/00_align.ipynb #b82b8b6d
 _KINDS = ("mse", "cosine", "l1")
 
+def _distill_loss(
+    pred: Tensor,  # (B, N, D) projected student vectors
+    target: Tensor,  # (B, N, D) teacher vectors
+    lengths: Tensor,  # (B,) long: valid positions, each in 1..N (not checked)
+    kind: str,  # "mse", "cosine" or "l1"
+) -> Tensor:  # scalar
+    "Unchecked core of `distill_loss`: no argument checks, no host read."
+    N, D = pred.shape[1:]
+    acc = _acc_dtype(torch.promote_types(pred.dtype, target.dtype))
+    pred, target = pred.to(acc), target.to(acc)
+    if kind == "cosine": per_pos, width = 1 - F.cosine_similarity(pred, target, dim=-1), 1    # (B, N, D) -> (B, N)
+    else: per_pos, width = (F.mse_loss if kind == "mse" else F.l1_loss)(pred, target, reduction="none").sum(-1), D
+    valid = torch.arange(N, device=pred.device) < lengths[:, None]                             # (B, N)
+    return (per_pos.masked_fill(~valid, 0).sum(1) / (lengths * width)).mean()                  # (B,) -> ()
+
 def distill_loss(
     pred: Tensor,  # (B, N, D) projected student vectors
     target: Tensor,  # (B, N, D) teacher vectors at the same positions
@@ -187,13 +232,60 @@ def distill_loss(
     lengths = _check_lengths(lengths, "lengths", B, pred.device)
     lo, hi = _on_host(lengths.min(), lengths.max())
     _check_range(lo, hi, "lengths", N, "the positions in pred")
+    return _distill_loss(pred, target, lengths, kind)
 
-    acc = _acc_dtype(torch.promote_types(pred.dtype, target.dtype))
-    pred, target = pred.to(acc), target.to(acc)
-    if kind == "cosine": per_pos, width = 1 - F.cosine_similarity(pred, target, dim=-1), 1    # (B, N, D) -> (B, N)
-    else: per_pos, width = (F.mse_loss if kind == "mse" else F.l1_loss)(pred, target, reduction="none").sum(-1), D
-    valid = torch.arange(N, device=pred.device) < lengths[:, None]                             # (B, N)
-    return (per_pos.masked_fill(~valid, 0).sum(1) / (lengths * width)).mean()                  # (B,) -> ()
+# %% ../nbs/00_align.ipynb #014d0a59
+_READ_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "equal", "is_nonzero", "_unique2", "unique_dim",
+             "unique_consecutive", "bincount", "_ctc_loss"}  # aten ops that need tensor values on the host
+_READ_METHODS = ("tolist", "numpy")  # Tensor methods that hand values out of torch without a dispatched op (`__array__` calls numpy)
+
+def _reads_values(name: str, args: tuple, kwargs: dict) -> bool:
+    "Whether the aten op `name` on these arguments needs tensor values on the host (on a GPU: waits for the device)."
+    on_device = lambda t: isinstance(t, Tensor) and t.device.type not in ("cpu", "meta")
+    if name in _READ_OPS: return True
+    if name in ("index", "index_put", "index_put_"):  # boolean-mask indexing: the output size depends on the mask
+        return any(isinstance(i, Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else None) or ())
+    if name == "repeat_interleave": return len(args) == 1 and kwargs.get("output_size") is None  # repeats as a tensor
+    if name == "_to_copy": return on_device(args[0]) and str(kwargs.get("device", "")).startswith("cpu")
+    if name == "copy_": return on_device(args[1]) and not on_device(args[0])
+    return False
+
+class HostReads(TorchDispatchMode):
+    "Context manager that records every read of tensor values on the host (on a GPU, a wait for the device) and the line asking."
+    def __init__(self):
+        super().__init__()
+        self.reads: list[tuple[str, str]] = []  # (operation, "file:line" of the innermost caller outside torch)
+
+    def _note(self, what: str):
+        f, here = sys._getframe(1), HostReads._note.__code__.co_filename
+        while f is not None and ((f.f_code.co_filename == here and f.f_code.co_name in ("__torch_dispatch__", "method"))
+                                 or f.f_globals.get("__name__", "").startswith("torch")): f = f.f_back
+        self.reads.append((what, f"{f.f_code.co_filename}:{f.f_lineno}" if f is not None else "?"))
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if _reads_values(func.overloadpacket.__name__, args, kwargs): self._note(func.overloadpacket.__name__)
+        return func(*args, **kwargs)
+
+    def __enter__(self):
+        self._saved = {m: Tensor.__dict__.get(m) for m in _READ_METHODS}  # None: inherited from torch._C.TensorBase
+        def counted(m, orig):
+            def method(t, *a, **k):
+                self._note(m)
+                return orig(t, *a, **k)
+            return method
+        for m in _READ_METHODS: setattr(Tensor, m, counted(m, getattr(Tensor, m)))
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        for m, orig in self._saved.items():
+            if orig is None: delattr(Tensor, m)
+            else: setattr(Tensor, m, orig)
+        return super().__exit__(*exc)
+
+    def count(self, where: str = "") -> int:
+        "The number of reads whose caller's file name contains `where` (all of them by default)."
+        return sum(where in line for _, line in self.reads)
 
 # %% ../nbs/00_align.ipynb #f6d39e38
 def _ref_shrink(feats: Tensor, logits: Tensor, lengths: Tensor, blank_id: int, ignore_ids=()) -> list[Tensor]:

@@ -63,7 +63,7 @@ def test_tiny_demo(tmp_path):
     for p in (out / "plots").iterdir(): assert p.read_bytes()[:8] == PNG, p
     for arm in ("baseline", "distill"):  # checkpoints: a plain transformers student and its processor
         model = out / "runs" / "sw" / arm / "model"
-        assert (model / "config.json").is_file() and (model / "model.safetensors").is_file() and (model / "vocab.json").is_file()
+        assert (model / "config.json").is_file() and (model / "model.safetensors").is_file() and (model / "tokenizer.json").is_file()
     assert (out / "runs" / "sw" / "distill" / "model" / "distill_l2s_projection.safetensors").is_file()
     tr = json.loads((out / "transcripts.json").read_text())["sw"]
     assert len(tr) == 2 and all(set(t) == {"clip", "reference", "hypothesis"} and t["reference"] for t in tr)
