@@ -388,7 +388,7 @@ class SpeechDataset(Dataset):
         self.sampling_rate, self.do_normalize = fe.sampling_rate, fe.do_normalize
         self.on_error, self.frames, self.max_bad_share = on_error, frames, max_bad_share
         self.summary = summary if summary is not None else SkipSummary("SpeechDataset", len(self), len(self))
-        self.failures = {}  # clip path -> (reason, message) for every clip this process knows cannot be used
+        self.failures = {}  # clip path -> (reason, message) of every clip this process knows cannot be used
 
     @staticmethod
     def _header_duration(path: Path) -> float:
@@ -414,13 +414,15 @@ class SpeechDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         skipped = []                                      # (path, reason, message) of the clips that failed on the way
         for j in ((i + k) % len(self) for k in range(len(self))):
-            wave, problem = self._load(j)
+            key = str(self.paths[j])
+            wave, problem = (None, self.failures[key]) if key in self.failures else self._load(j)  # known bad: not again
             if problem is None:
                 item = dict(input_values=wave, labels=self.labels[j], text=self.texts[j])
                 break
             if self.on_error == "raise":
                 raise RuntimeError(f"{problem[1]}. With on_error='skip' (the default) such clips are counted and left out")
-            skipped.append((str(self.paths[j]), *problem))
+            self.failures[key] = problem                  # in this process (a worker's copy, or the main one)
+            skipped.append((key, *problem))
             if self.on_error == "drop":
                 item = {}
                 break
@@ -434,9 +436,8 @@ class SpeechDataset(Dataset):
             ):
         "Count clips that failed to load, once each, warn about new ones, and stop if too much of the data is damaged."
         for path, reason, message in skipped or ():
-            if path in self.failures: continue
-            self.failures[path] = (reason, message)
-            if self.summary.drop(reason, Path(path).name, key=path):
+            self.failures.setdefault(path, (reason, message))
+            if self.summary.drop(reason, Path(path).name, key=path):  # False: counted before
                 warnings.warn(f"{message}: left out ({self.summary.bad} damaged of {self.summary.rows} rows in "
                               f"{Path(self.summary.source).name} so far)", stacklevel=2)
         self.summary.check(self.max_bad_share)
