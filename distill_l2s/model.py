@@ -18,8 +18,8 @@ from torch import nn
 from transformers import AutoModelForCTC
 from transformers.utils import ModelOutput
 
-from .align import (Projection, _check_ids, _check_lengths, _check_range, _distill_loss, _interpolate, _on_host,
-                               _shrink_means, _shrink_rows, distill_loss, interpolate, shrink)
+from .align import (Projection, _check_ids, _check_lengths, _check_range, _distill_loss, _forced_align, _interpolate,
+                               _on_host, _shrink_means, _shrink_rows, _token_means, distill_loss, interpolate, shrink)
 
 # %% auto #0
 __all__ = ['KD_STATS', 'PROJECTION_FILE', 'NonFiniteLossError', 'DistillL2SOutput', 'DistillL2S', 'StudentLoadError',
@@ -29,7 +29,7 @@ __all__ = ['KD_STATS', 'PROJECTION_FILE', 'NonFiniteLossError', 'DistillL2SOutpu
 class NonFiniteLossError(FloatingPointError):
     "The loss of a batch is NaN or infinite; the training loop may skip the batch."
 
-KD_STATS = ("shrink_fallback", "kd_rows", "label_length", "student_norm", "teacher_norm")  # the entries of `kd_stats`
+KD_STATS = ("shrink_fallback", "kd_rows", "label_length", "student_norm", "teacher_norm", "forced_fallback")  # the entries of `kd_stats`
 
 @dataclass
 class DistillL2SOutput(ModelOutput):
@@ -40,9 +40,10 @@ class DistillL2SOutput(ModelOutput):
     logits: torch.FloatTensor|None = None  # (B, T, V) CTC logits
     frame_lengths: torch.LongTensor|None = None  # (B,) valid student frames
     kd_lengths: torch.LongTensor|None = None  # (B,) positions compared with the teacher (shrunk lengths)
-    kd_stats: torch.FloatTensor|None = None  # (5,) float32 on the device, named by `KD_STATS`; None without KD
+    kd_stats: torch.FloatTensor|None = None  # (6,) float32 on the device, named by `KD_STATS`; None without KD
+    forced_fallbacks: torch.LongTensor|None = None  # () utterances whose forced alignment fell back; None unless segmentation="forced"
 
-_INTERP_MODES, _LOSS_KINDS = ("nearest", "linear"), ("mse", "cosine", "l1")
+_INTERP_MODES, _LOSS_KINDS, _SEGMENTATIONS = ("nearest", "linear"), ("mse", "cosine", "l1"), ("greedy", "forced")
 _compiled_bridge = None  # `DistillL2S.bridge` under torch.compile, made on first use
 
 class DistillL2S(nn.Module):
@@ -61,6 +62,7 @@ class DistillL2S(nn.Module):
                  check_finite:bool=True, # raise NonFiniteLossError on a NaN/inf loss (one host read per step)
                  sync_free:bool|None=None, # pad the shrunk rows to all frames so the bridge reads nothing from the device; None: on CUDA
                  compile_bridge:bool=False, # run the bridge through torch.compile (implies sync_free)
+                 segmentation:str="greedy", # "greedy": shrink by the CTC argmax (the paper); "forced": by the labels' Viterbi path
                 ):
         super().__init__()
         cfg = student.config
@@ -81,6 +83,11 @@ class DistillL2S(nn.Module):
         if not lam >= 0: raise ValueError(f"lam must be >= 0, got {lam}")
         if ctc_reduction not in ("mean", "sum"): raise ValueError(f"ctc_reduction must be 'mean' or 'sum', got {ctc_reduction!r}")
         if compile_bridge and sync_free is False: raise ValueError("compile_bridge=True needs sync_free (a host read breaks the graph)")
+        if segmentation not in _SEGMENTATIONS: raise ValueError(f"segmentation must be one of {_SEGMENTATIONS}, got {segmentation!r}")
+        if segmentation == "forced" and not shrinking:
+            raise ValueError("segmentation='forced' replaces shrinking by forced-alignment segments; shrinking=False keeps all frames: choose one")
+        if segmentation == "forced" and compile_bridge:
+            raise ValueError("compile_bridge does not support segmentation='forced' (its Viterbi loops over the frames)")
         self._dropped = tuple(_check_ids((blank_id, *ignore_ids), getattr(student.lm_head, "out_features", cfg.vocab_size)))
         cfg.ctc_zero_infinity, cfg.ctc_loss_reduction = True, ctc_reduction
         adapter = student_layer == -1 and getattr(cfg, "add_adapter", False)  # the encoder output then has the adapter's width
@@ -88,14 +95,14 @@ class DistillL2S(nn.Module):
         self.projection = Projection(cfg.output_hidden_size if adapter else cfg.hidden_size, teacher_dim)
         self.lam, self.student_layer, self.shrinking, self.interp_mode = lam, student_layer, shrinking, interp_mode
         self.loss_kind, self.ignore_ids, self.blank_id, self.check_finite = loss_kind, tuple(ignore_ids), blank_id, check_finite
-        self.sync_free, self.compile_bridge = True if compile_bridge else sync_free, compile_bridge
+        self.sync_free, self.compile_bridge, self.segmentation = True if compile_bridge else sync_free, compile_bridge, segmentation
 
     @property
     def config(self): return self.student.config
 
     def extra_repr(self):
         return (f"lam={self.lam}, student_layer={self.student_layer}, shrinking={self.shrinking}, interp_mode={self.interp_mode!r}, "
-                f"loss_kind={self.loss_kind!r}, blank_id={self.blank_id}, ignore_ids={self.ignore_ids}")
+                f"loss_kind={self.loss_kind!r}, blank_id={self.blank_id}, ignore_ids={self.ignore_ids}, segmentation={self.segmentation!r}")
 
     def frame_lengths(self, attention_mask:torch.Tensor|None, inputs:torch.Tensor) -> torch.Tensor:
         "Valid student frames per utterance, from the attention mask over the input's last axis (samples, or log-mel frames)."
@@ -142,6 +149,34 @@ class DistillL2S(nn.Module):
             stats = torch.cat([torch.stack([fallback.float().mean(), n.float().mean()]), (norms * rows).sum((1, 2)) / n.sum()])
         return kd, n, stats, bad
 
+    def forced_bridge(self,
+                      feats:torch.Tensor, # (B, T, D_s) student features
+                      logits:torch.Tensor, # (B, T, V) CTC logits of the same frames
+                      frames:torch.Tensor, # (B,) long: valid frames
+                      labels:torch.Tensor, # (B, U) reference label ids, padded with -100
+                      label_tokens:torch.Tensor, # (B, U) teacher position of every label, -1 for none
+                      teacher_features:torch.Tensor, # (B, L, D_t) on the features' device
+                      teacher_lengths:torch.Tensor, # (B,) long: valid teacher positions
+                     ) -> tuple: # KD loss, (B,) rows compared, (4,) stats, (B,) bool: inputs out of range, (B,) bool: fell back
+        "Forced-alignment segments: align the labels, average the frames of each teacher token's characters, project, compare."
+        B, T, _ = feats.shape
+        L, V = teacher_features.shape[1], logits.shape[-1]
+        labels, label_tokens = labels.to(feats.device).long(), label_tokens.to(feats.device).long()
+        bad = ((frames < 1) | (frames > T) | (teacher_lengths < 1) | (teacher_lengths > L)    # what the checks would refuse
+               | (label_tokens < -1).any(1) | (label_tokens >= teacher_lengths[:, None]).any(1))
+        frames_in, t_lens = frames.clamp(1, T), teacher_lengths.clamp(1, L)                 # every index stays in range
+        label_tokens = torch.minimum(label_tokens.clamp(min=-1), t_lens[:, None] - 1)
+        segments, aligned = _forced_align(logits, frames_in, labels.clamp(max=V - 1), self.blank_id)  # (B, T), no gradient
+        means, target, n, fell_back = _token_means(feats, frames_in, segments, aligned, label_tokens, teacher_features, t_lens)
+        pred = self.projection(means)                                                       # (B, L, D_s) -> (B, L, D_t)
+        kd = _distill_loss(pred, target, n, self.loss_kind).masked_fill(bad.any(), float("nan"))
+        with torch.no_grad():
+            _, _, shrink_fallback = _shrink_rows(logits, frames_in, self._dropped)          # what greedy shrinking would do
+            rows = torch.arange(L, device=pred.device) < n[:, None]                         # (B, L)
+            norms = torch.stack([pred.float().norm(dim=-1), target.float().norm(dim=-1)])   # (2, B, L)
+            stats = torch.cat([torch.stack([shrink_fallback.float().mean(), n.float().mean()]), (norms * rows).sum((1, 2)) / n.sum()])
+        return kd, n, stats, bad, fell_back
+
     def _read_width(self, n, frames, teacher_lengths, T:int, L:int) -> int:
         "Read the lengths and the most rows kept in one host read; raise if a length is out of range; return the width."
         N, flo, fhi, tlo, thi = _on_host(n.max(), frames.min(), frames.max(), teacher_lengths.min(), teacher_lengths.max())
@@ -165,6 +200,7 @@ class DistillL2S(nn.Module):
                 labels:torch.Tensor|None=None, # (B, U) label ids, padded with -100
                 teacher_features:torch.Tensor|None=None, # (B, L, D_teacher) teacher features of the transcripts
                 teacher_lengths:torch.Tensor|None=None, # (B,) valid teacher positions
+                label_tokens:torch.Tensor|None=None, # (B, U) teacher position of every label, -1 for none (segmentation="forced")
                 texts:list[str]|None=None, # the transcripts, as the collator passes them; not used here
                 input_features:torch.Tensor|None=None, # (B, n_mels, T) log-mel features, for a Whisper student
                 frozen_states:torch.Tensor|None=None, # (B, T, D) a Whisper student's frozen bottom, computed earlier
@@ -176,24 +212,37 @@ class DistillL2S(nn.Module):
                                           frozen_states=frozen_states)              # feats (B, T, D_s)
         frames = getattr(out, "frame_lengths", None)                                # a student that reports its frames
         if frames is None: frames = self.frame_lengths(attention_mask, input_values)  # (B,)
-        kd = n = stats = bad = None
+        kd = n = stats = bad = fell_back = None
         if self.lam > 0 and teacher_features is not None:
             t_feats, t_lens = self._teacher_inputs(teacher_features, teacher_lengths, feats)
-            sync_free = feats.device.type == "cuda" if self.sync_free is None else self.sync_free
-            bridge = _compiled() if self.compile_bridge else DistillL2S.bridge
-            kd, n, stats, bad = bridge(self, feats, out.logits, frames, t_feats, t_lens, sync_free)
-            label_len = (labels >= 0).sum(-1).float().mean() if labels is not None else stats.new_full((), float("nan"))
-            stats = torch.cat([stats[:2], label_len[None], stats[2:]])                # named by KD_STATS
+            if self.segmentation == "forced":
+                if labels is None or label_tokens is None:
+                    raise ValueError("segmentation='forced' aligns the reference labels: pass labels and label_tokens "
+                                     "(TeacherCollator adds label_tokens with segmentation='forced')")
+                if not isinstance(label_tokens, torch.Tensor) or tuple(label_tokens.shape) != tuple(labels.shape):
+                    raise ValueError(f"label_tokens must have the shape of labels {tuple(labels.shape)}, one teacher position per "
+                                     f"label, got {tuple(getattr(label_tokens, 'shape', ()))}")
+                kd, n, stats, bad, fell_back = self.forced_bridge(feats, out.logits, frames, labels, label_tokens, t_feats, t_lens)
+            else:
+                sync_free = feats.device.type == "cuda" if self.sync_free is None else self.sync_free
+                bridge = _compiled() if self.compile_bridge else DistillL2S.bridge
+                kd, n, stats, bad = bridge(self, feats, out.logits, frames, t_feats, t_lens, sync_free)
+            nan = stats.new_full((), float("nan"))
+            label_len = (labels >= 0).sum(-1).float().mean() if labels is not None else nan
+            forced_share = fell_back.float().mean() if fell_back is not None else nan
+            stats = torch.cat([stats[:2], label_len[None], stats[2:], forced_share[None]])  # named by KD_STATS
         loss = out.loss if kd is None or out.loss is None else out.loss + self.lam * kd
         checked = loss if loss is not None else kd
         if self.check_finite and checked is not None:  # one host read: the loss is finite, the lengths were in range
             nonfinite, *badlen = _on_host(~torch.isfinite(checked), *([] if bad is None else [bad.any()]))
-            if any(badlen): self._read_width(n, frames, t_lens, feats.shape[1], t_feats.shape[1])  # raises, naming the input
+            if any(badlen):
+                self._read_width(n, frames, t_lens, feats.shape[1], t_feats.shape[1])  # raises, naming the input
+                raise ValueError("label_tokens hold teacher positions out of range: each must lie in -1..teacher_lengths[b]-1")
             if nonfinite:
                 raise NonFiniteLossError(f"non-finite loss {checked.item()} (ctc_loss={None if out.loss is None else out.loss.item()}, "
                                          f"kd_loss={None if kd is None else kd.item()}); skip this batch or lower the learning rate")
         return DistillL2SOutput(loss=loss, ctc_loss=out.loss, kd_loss=kd, logits=out.logits, frame_lengths=frames, kd_lengths=n,
-                                kd_stats=stats)
+                                kd_stats=stats, forced_fallbacks=None if fell_back is None else fell_back.sum())
 
 def _compiled():
     "`DistillL2S.bridge` compiled once per process, with dynamic sizes (batch, frames and teacher tokens vary)."
@@ -246,7 +295,7 @@ def save_student(self:DistillL2S,
               metadata={"format": "pt"})
     settings = dict(d_student=self.projection.d_student, d_teacher=self.projection.d_teacher, lam=self.lam,
                     student_layer=self.student_layer, shrinking=self.shrinking, interp_mode=self.interp_mode,
-                    loss_kind=self.loss_kind, ignore_ids=list(self.ignore_ids), blank_id=self.blank_id)
+                    loss_kind=self.loss_kind, ignore_ids=list(self.ignore_ids), blank_id=self.blank_id, segmentation=self.segmentation)
     (save_dir / f"{PROJECTION_FILE}.json").write_text(json.dumps(settings, indent=2) + "\n")
     return save_dir
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import namedtuple
+from collections import Counter, namedtuple
 from pathlib import Path
 
 import matplotlib
@@ -22,9 +22,11 @@ from matplotlib.patches import Rectangle
 from .align import interpolate, shrink
 
 # %% auto #0
-__all__ = ['CURVE_KEYS', 'ZERO_IS_ABSENT', 'Runs', 'save_figure', 'load_log_history', 'curve', 'plot_training_curves',
-           'load_results', 'results_table', 'relative_change_label', 'plot_results', 'ctc_runs', 'matched_tokens',
-           'cosine_matrix', 'plot_alignment', 'alignment_inputs', 'length_stats', 'plot_length_stats']
+__all__ = ['CURVE_KEYS', 'ZERO_IS_ABSENT', 'ARM_LABELS', 'Runs', 'save_figure', 'load_log_history', 'curve',
+           'plot_training_curves', 'load_results', 'result_record', 'summarise', 'char_entropy', 'learning_check',
+           'relative_change_label', 'arm_name', 'markdown_table', 'comparison_table', 'arm_table', 'table_notes',
+           'rows_json', 'plot_results', 'ctc_runs', 'matched_tokens', 'cosine_matrix', 'label_step', 'plot_alignment',
+           'alignment_inputs', 'length_stats', 'plot_length_stats']
 
 # %% ../nbs/09_plots.ipynb #8c4152de
 _FORMATS = {".png": "png", ".svg": "svg"}
@@ -171,96 +173,253 @@ def load_results(results, # `results.json` paths, directories holding one, or lo
     if not out: raise ValueError("results: no results given")
     return out
 
-def results_table(results, # as for `load_results`
-                  split: str="test", # `dev` or `test`
-                  metrics: tuple=("cer", "wer"), # error rates to summarise
-                 ) -> list[dict]:
-    "One row per (language, λ): seed count, mean and std of each metric, relative change to the baseline."
-    rs = load_results(results, split, metrics)
-    groups = {}
-    for r in rs: groups.setdefault((r["language"], float(r["lam"])), []).append(r)
-    for key, what in (("student", "language"), ("teacher", "(language, lam)")):
+def result_record(results: dict, # a run's `results.json`
+                  arm: str|None=None, # its arm (default: "baseline" at λ = 0, else "distill")
+                  learning: dict|None=None, # `learning_check` of the run, if known
+                 ) -> dict:
+    "A run as `summarise` reads it: `spec` (lang, clips, arm, lam, seed), `results` and, if known, `learning`."
+    arm = arm or ("baseline" if results["lam"] == 0 else "distill")
+    spec = dict(lang=results["language"], clips=results.get("train_utterances"), arm=arm, lam=float(results["lam"]),
+                seed=results.get("seed", 0))
+    return dict(spec=spec, results=results) | ({"learning": learning} if learning is not None else {})
+
+def _records(runs, split, metrics) -> list[dict]:
+    "`summarise`'s input as records: records pass through, `results.json` files and dicts are checked and wrapped."
+    if isinstance(runs, (str, Path, dict)): runs = [runs]
+    recs = [r if isinstance(r, dict) and "spec" in r else result_record(load_results(r, split, metrics)[0]) for r in runs]
+    if not recs: raise ValueError("summarise: no runs given")
+    for key, what in (("student", "language"), ("teacher", "(language, arm, lam)")):  # compare only comparable runs
         seen = {}
-        for r in rs:
+        for rec in recs:
+            r, s = rec["results"], rec["spec"]
             if r.get(key) is None: continue
-            g = r["language"] if what == "language" else (r["language"], float(r["lam"]))
-            if seen.setdefault(g, r)[key] != r[key]:
-                raise ValueError(f"{seen[g]['_source']} and {r['_source']}: same {what} {g!r} but {key} "
-                                 f"{seen[g][key]!r} vs {r[key]!r}; pass runs that can be compared")
+            g = s["lang"] if key == "student" else (s["lang"], s["arm"], float(s["lam"]))
+            if seen.setdefault(g, rec)["results"][key] != r[key]:
+                a, b = seen[g]["results"].get("_source", seen[g]["spec"]), r.get("_source", s)
+                raise ValueError(f"{a} and {b}: same {what} {g!r} but {key} {seen[g]['results'][key]!r} vs {r[key]!r}; "
+                                 "pass runs that can be compared")
+    return recs
+
+def _learned(rec) -> bool: return (rec.get("learning") or {}).get("learned", True) is not False
+
+def summarise(runs, # result records (`result_record`, a replication record), `results.json` dicts or paths
+              split: str="test", # "dev" or "test"
+              metrics: tuple=("cer", "wer"), # error rates to summarise
+             ) -> list[dict]: # one row per (language, clips, arm, λ)
+    "Mean and std over seeds of each (language, clips, arm, λ), and the change against the baseline: of the means, and paired per seed."
+    groups = {}
+    for rec in _records(runs, split, metrics):
+        s = rec["spec"]
+        groups.setdefault((s["lang"], s["clips"], s["arm"], float(s["lam"])), {})[s["seed"]] = rec
     rows = []
-    for (lang, lam), g in sorted(groups.items()):
-        row = dict(language=lang, lam=lam, n=len(g))
+    for (lang, clips, arm, lam), by_seed in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, *kv[0][2:])):
+        base = groups.get((lang, clips, "baseline", 0.0), {})
+        seeds = sorted(by_seed)
+        row = dict(lang=lang, clips=clips, arm=arm, lam=lam, n=len(seeds), seeds=seeds,
+                   train_minutes=by_seed[seeds[0]]["results"]["train_hours"]*60,
+                   not_learned=[s for s in seeds if not _learned(by_seed[s])])
+        val = lambda runs, s, m: runs[s]["results"][split][m]
         for m in metrics:
-            v = np.array([r[split][m] for r in g], dtype=float)
-            row[m], row[f"{m}_std"] = v.mean(), (v.std(ddof=1) if len(v) > 1 else 0.0)
+            v = np.array([val(by_seed, s, m) for s in seeds])
+            row[m], row[f"{m}_std"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        if arm == "baseline" or not base:
+            rows.append(row); continue
+        # a run that did not learn says nothing about distillation: changes use the seeds that learned
+        mine, theirs = [s for s in seeds if _learned(by_seed[s])], [s for s in sorted(base) if _learned(base[s])]
+        if not mine or not theirs:
+            row["no_change"] = "neither arm learned" if not mine and not theirs else \
+                               ("the baseline did not learn" if not theirs else "this arm did not learn")
+        for m in metrics:
+            a, b = np.array([val(by_seed, s, m) for s in mine]), np.array([val(base, s, m) for s in theirs])
+            row[f"{m}_rel"] = float((a.mean() - b.mean())/b.mean()) if len(a) and len(b) and b.mean() > 0 else float("nan")
+            paired = [s for s in mine if s in theirs and val(base, s, m) > 0]
+            d = np.array([(val(by_seed, s, m) - val(base, s, m))/val(base, s, m) for s in paired])
+            row[f"{m}_paired"], row[f"{m}_paired_std"] = (float(d.mean()) if len(d) else float("nan"),
+                                                          float(d.std(ddof=1)) if len(d) > 1 else float("nan"))
+            row[f"{m}_wins"], row["paired_n"] = int((d < 0).sum()), len(d)
         rows.append(row)
-    base = {r["language"]: r for r in rows if r["lam"] == 0}
-    for row in rows:
-        b = base.get(row["language"])
-        for m in metrics:
-            ok = b is not None and row["lam"] > 0 and b[m] > 0
-            row[f"{m}_rel"] = (row[m] - b[m])/b[m] if ok else None
     return rows
 
-# %% ../nbs/09_plots.ipynb #703cb93b
+
+# %% ../nbs/09_plots.ipynb #8e7d1293
+def char_entropy(texts) -> float:
+    "Entropy in nats of the characters of `texts`, spaces included: the per-character CTC loss of a model that hears nothing."
+    counts = np.array(list(Counter("".join(texts)).values()), dtype=float)
+    if not counts.size: raise ValueError("char_entropy: the texts hold no characters")
+    p = counts/counts.sum()
+    return float(-(p*np.log(p)).sum())
+
+def learning_check(run, # a run folder, its `trainer_state.json`, or its log entries
+                   texts, # the run's normalised training transcripts
+                   share: float=0.9, # the run learned if its last training CTC loss is below `share` × the character entropy
+                  ) -> dict:
+    "Whether a run left the blank plateau of CTC training: its last logged training CTC loss against `char_entropy(texts)`."
+    steps, ctc = curve(load_log_history(run), "ctc_loss")
+    if not len(ctc): raise ValueError(f"{_run_label(run, 0)}: its log holds no ctc_loss to judge it by")
+    h = char_entropy(texts)
+    return dict(learned=bool(ctc[-1] < share*h), final_ctc_loss=float(ctc[-1]), step=int(steps[-1]), char_entropy=h, share=share)
+
+
+# %% ../nbs/09_plots.ipynb #85421824
 def relative_change_label(rel: float) -> str:
     "Text written on a bar: the relative change in percent with its sign, one decimal; 0.0% when it rounds to zero."
     return "0.0%" if abs(rel) < 0.0005 else f"{rel:+.1%}"
 
+ARM_LABELS = {"baseline": "baseline (CTC only)", "distill": "Distill-L2S", "no-shrink": "no shrinking",
+              "linear": "linear interpolation", "cosine": "cosine loss", "random-teacher": "random teacher"}
+
+def arm_name(arm: str, lam: float) -> str:
+    "How tables and legends name an arm: `Distill-L2S λ=0.5`, `baseline (CTC only)`."
+    return ARM_LABELS.get(arm, arm) + ("" if arm == "baseline" else f" λ={lam:g}")
+
+def markdown_table(head: list[str], # column titles
+                   lines: list[list], # one list of cells per line
+                  ) -> str:
+    "A Markdown table: the one writer behind every results table of the demo, the replication and the paper script."
+    if any(len(l) != len(head) for l in lines): raise ValueError(f"markdown_table: every line needs {len(head)} cells")
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|"*len(head)] +
+                     ["| " + " | ".join(map(str, l)) + " |" for l in lines]) + "\n"
+
+def _ms(row, m, why=True):
+    "Mean ± std over seeds (the mean alone for one seed); with `why`, which runs did not learn."
+    s = f"{row[m]:.3f}" + ("" if math.isnan(row[f"{m}_std"]) else f" ± {row[f'{m}_std']:.3f}")
+    k = len(row.get("not_learned", ())) if why else 0
+    return s if not k else s + (" (did not learn)" if k == row["n"] else f" ({k} of {row['n']} did not learn)")
+
+def _chg(row, m, why=True):
+    "Change of the means, paired change, seeds better: empty for a baseline, `none` (with `why`, the reason) where no pair learned."
+    if f"{m}_rel" not in row: return "", "", ""
+    if row.get("no_change"): return ("none: " + row["no_change"]) if why else "none", "n/a", f"0/{row['paired_n']}"
+    paired = "n/a" if math.isnan(row[f"{m}_paired"]) else \
+        f"{row[f'{m}_paired']:+.1%}" + ("" if math.isnan(row[f"{m}_paired_std"]) else f" ± {row[f'{m}_paired_std']:.1%}")
+    return relative_change_label(row[f"{m}_rel"]), paired, f"{row[f'{m}_wins']}/{row['paired_n']}"
+
+def comparison_table(rows: list[dict], # `summarise` rows
+                     lam: float=0.5, # λ of the Distill-L2S arm compared
+                     scripts: dict|None=None, # language -> script, for a "script" column
+                     paired: bool|None=None, # the "paired" and "better" columns (default: where a cell has several seeds)
+                    ) -> str:
+    "Baseline against Distill-L2S at `lam`, one line per cell (language and amount of speech)."
+    by = {(r["lang"], r["clips"], r["arm"], r["lam"]): r for r in rows}
+    pairs = [(b, by[lang, clips, "distill", lam]) for (lang, clips, arm, _), b in by.items()
+             if arm == "baseline" and (lang, clips, "distill", lam) in by]
+    pairs.sort(key=lambda p: (p[0]["clips"] or 0, p[0]["lang"]))
+    if paired is None: paired = any(d.get("paired_n", 0) > 1 for _, d in pairs)
+    pick = (lambda c: c) if paired else (lambda c: c[:1])
+    head = ["language", *(["script"] if scripts else []), "train clips", "train min", "seeds"]
+    lines = []
+    for b, d in pairs:
+        cells = [b["lang"], *([scripts.get(b["lang"], "?")] if scripts else []), b["clips"], f"{b['train_minutes']:.1f}", b["n"]]
+        for m in ("cer", "wer"): cells += [_ms(b, m, m == "cer"), _ms(d, m, m == "cer"), *pick(_chg(d, m, m == "cer"))]
+        lines.append(cells)
+    for m in ("CER", "WER"): head += [f"baseline {m}", f"Distill-L2S {m}", *pick([f"{m} change", f"{m} paired", f"{m} better"])]
+    return markdown_table(head, lines)
+
+def arm_table(rows: list[dict], # `summarise` rows
+              arms=None, # arms to show (default: all), in the order of `ARM_LABELS`
+              lams=None, # λ values of the non-baseline arms to show (default: all)
+             ) -> str:
+    "Every arm and λ per cell, each against the cell's baseline."
+    order = {a: i for i, a in enumerate(ARM_LABELS)}
+    lines = []
+    for r in sorted(rows, key=lambda r: (r["clips"] or 0, r["lang"], order.get(r["arm"], 99), r["lam"])):
+        if arms is not None and r["arm"] not in arms: continue
+        if lams is not None and r["arm"] != "baseline" and r["lam"] not in lams: continue
+        lines.append([r["lang"], r["clips"], ARM_LABELS.get(r["arm"], r["arm"]), f"{r['lam']:g}", r["n"],
+                      _ms(r, "cer"), *_chg(r, "cer"), _ms(r, "wer", False), *_chg(r, "wer", False)])
+    return markdown_table(["language", "train clips", "arm", "λ", "seeds", "CER", "CER change", "CER paired", "CER better",
+                           "WER", "WER change", "WER paired", "WER better"], lines)
+
+def table_notes(rows: list[dict], # `summarise` rows
+                split: str="test", # the split the rows score
+               ) -> list[str]:
+    "How to read a results table: the notes that apply to these rows (one seed, WER of 1 or more, runs that did not learn)."
+    notes = []
+    if any(r["n"] == 1 for r in rows):
+        notes.append("One seed per arm: the changes are single measurements. The same run with another seed moves the "
+                     "error rates by several percent either way; `benchmarks/replication/README.md` measures that spread "
+                     "over three seeds per arm, so a change of a few percent here is not evidence either way.")
+    if any(r["wer"] >= 1 for r in rows if "wer" in r):
+        notes.append(f"A {split} WER of 1 or more means that few words are right: WER counts every wrong, missing and "
+                     "extra word against the number of reference words, so a student that misspells most words scores "
+                     "about 1 or above even where its CER shows it has learnt many letters.")
+    if any(r.get("not_learned") for r in rows):
+        notes.append("*did not learn*: the run's training CTC loss at the end stayed above 90% of the character entropy of "
+                     "its transcripts, the loss of a model that hears nothing and knows only how often each character "
+                     "occurs (`learning_check`). Such a student is still on the blank plateau of CTC training and writes "
+                     "little but blanks; no change is computed from it.")
+    return notes
+
+def rows_json(rows: list[dict]) -> list[dict]:
+    "`summarise` rows for a JSON file: `nan` (a std of one seed, a change not computed) becomes `null`."
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
+
+
+# %% ../nbs/09_plots.ipynb #703cb93b
 def _lam_label(lam): return "baseline (CTC only)" if lam == 0 else f"Distill-L2S λ={lam:g}"
 
-def _common(rs, key):
-    vals = {str(r.get(key)) for r in rs if r.get(key) is not None}
+def _short(name):
+    "A model's name for a subtitle: a local folder by its own name (no absolute path), a hub name as it is."
+    p = Path(str(name))
+    return p.name if p.is_absolute() or p.exists() else str(name)
+
+def _common(recs, key):
+    vals = {_short(r["results"][key]) for r in recs if r["results"].get(key) is not None}
     return vals.pop() if len(vals) == 1 else None
 
-def plot_results(results, # `results.json` paths, directories holding one, or loaded dicts
+def plot_results(results, # records or `results.json` paths, folders holding one, or loaded dicts (as `summarise` takes)
                  split: str="test", # `dev` or `test`
                  metrics: tuple=("cer", "wer"), # one panel per error rate
                  percent: bool=True, # show error rates in percent
                  figsize: tuple|None=None, # figure size in inches (default grows with the languages)
                  save=None, # path(s) to write, `.png`/`.svg`
                 ) -> Figure:
-    "CER and WER per language, baseline beside Distill-L2S, with the relative change written on the bars."
-    rs = load_results(results, split, metrics)
-    rows = results_table(rs, split, metrics)
-    langs = sorted({r["language"] for r in rows})
+    "CER and WER per language, baseline beside Distill-L2S, with the relative change (or `did not learn`) written on the bars."
+    recs = _records(results, split, metrics)
+    rows = [r for r in summarise(recs, split, metrics) if r["arm"] in ("baseline", "distill")]
+    cells = sorted({(r["lang"], r["clips"] or 0) for r in rows})
+    several = len({l for l, _ in cells}) < len(cells)                        # a language at two amounts: name the amount
     lams = sorted({r["lam"] for r in rows})
     scale = 100 if percent else 1
     width = 0.8/len(lams)
-    figsize = figsize or (max(4.5, 0.5*len(langs)*len(lams) + 1.5)*len(metrics), 4.6)
+    figsize = figsize or (max(4.5, 0.5*len(cells)*len(lams) + 1.5)*len(metrics), 4.6)
     fig = Figure(figsize=figsize, layout="constrained")
     axs = fig.subplots(1, len(metrics), squeeze=False)
     palette = ["0.6"] + [matplotlib.colormaps["tab10"](i) for i in range(10)]
-    by_key = {(r["language"], r["lam"]): r for r in rows}
+    by_key = {(r["lang"], r["clips"] or 0, r["lam"]): r for r in rows}
     for ax, m in zip(axs[0], metrics):
         top = 0.0
         for j, lam in enumerate(lams):
-            xs, ys, es, rels = [], [], [], []
-            for k, lang in enumerate(langs):
-                if (r := by_key.get((lang, lam))) is None: continue
-                xs.append(k - 0.4 + width*(j + 0.5)); ys.append(r[m]*scale); rels.append(r[f"{m}_rel"])
+            xs, ys, es, notes = [], [], [], []
+            for k, cell in enumerate(cells):
+                if (r := by_key.get((*cell, lam))) is None: continue
+                xs.append(k - 0.4 + width*(j + 0.5)); ys.append(r[m]*scale)
                 es.append(r[f"{m}_std"]*scale if r["n"] > 1 else np.nan)                       # no bar for a single seed
+                rel = r.get(f"{m}_rel", float("nan"))
+                notes.append((relative_change_label(rel), "tab:green" if rel < 0 else "tab:red") if not math.isnan(rel)
+                             else ("did not learn", "0.35") if r["not_learned"] else None)
             color = palette[0] if lam == 0 else palette[1 + (lams.index(lam) - (0 in lams)) % 10]
             ax.bar(xs, ys, width*0.92, yerr=es, capsize=3, color=color,
                    label=_lam_label(lam), edgecolor="white", linewidth=0.5)
-            for x, y, e, rel in zip(xs, ys, np.nan_to_num(es), rels):
+            for x, y, e, note in zip(xs, ys, np.nan_to_num(es), notes):
                 top = max(top, y + e)
-                if rel is None: continue
-                ax.annotate(relative_change_label(rel), (x, y + e), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
-                            fontsize=8, color="tab:green" if rel < 0 else "tab:red", fontweight="bold")
-        ax.set_xticks(range(len(langs)), langs)
-        ax.set_ylim(0, top*1.15 if top > 0 else 1)
+                if note is None: continue
+                ax.annotate(note[0], (x, y + e), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+                            fontsize=8, color=note[1], fontweight="bold", rotation=90 if len(note[0]) > 8 else 0)
+        ax.set_xticks(range(len(cells)), [f"{l}\n{c} clips" if several else l for l, c in cells])
+        ax.set_ylim(0, top*1.3 if top > 0 else 1)
         ax.set_xlabel("language"); ax.set_ylabel(f"{split} {m.upper()}" + (" (%)" if percent else ""))
         ax.set_title(f"{m.upper()} per language ({split})")
         ax.grid(axis="y", alpha=0.3); ax.set_axisbelow(True)
     fig.legend(*axs[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=len(lams), frameon=False, fontsize=9)
-    sub = [f"{k}: {v}" for k in ("student", "teacher") if (v := _common(rs, k))]
+    sub = [f"{k}: {v}" for k in ("student", "teacher") if (v := _common(recs, k))]
     seeds = max(r["n"] for r in rows)
-    if seeds > 1: sub.append(f"mean ± std over up to {seeds} seeds")
-    if any(r[f"{m}_rel"] is not None for r in rows for m in metrics): sub.append("labels: change against the baseline")
-    fig.suptitle("Baseline vs Distill-L2S" + ("\n" + ", ".join(sub) if sub else ""), fontsize=11)
+    sub.append(f"mean ± std over up to {seeds} seeds" if seeds > 1 else "one seed per arm")
+    if any(f"{m}_rel" in r for r in rows for m in metrics): sub.append("labels: change against the baseline")
+    fig.suptitle("Baseline vs Distill-L2S\n" + ", ".join(sub), fontsize=11)
     save_figure(fig, save)
     return fig
+
 
 # %% ../nbs/09_plots.ipynb #6948c2de
 Runs = namedtuple("Runs", "start end label kept")
@@ -297,6 +456,15 @@ def cosine_matrix(a, # (N, D) vectors
     b = b/np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     return a @ b.T
 
+def label_step(pos, # (N,) positions of the labels, in increasing order, in points
+               width:float, # the room a label needs, in points
+              ) -> int:
+    "Smallest k such that labelling every k-th position leaves at least `width` between neighbouring labels."
+    pos = np.asarray(pos, dtype=float)
+    for k in range(1, len(pos)):
+        if (pos[k:] - pos[:-k]).min() >= width: return k
+    return max(1, len(pos))
+
 def _char(id2char, i):
     s = id2char.get(int(i), str(int(i))) if isinstance(id2char, dict) else id2char[int(i)]
     return "|" if s == " " else s
@@ -312,6 +480,7 @@ def plot_alignment(waveform, # (S,) audio samples of one utterance
                    matched=None, # (N,) teacher token per shrunk position (default: nearest interpolation)
                    sampling_rate: int=16000, # of `waveform`
                    spectrogram: bool=False, # draw a log spectrogram instead of the waveform
+                   relative: bool=True, # colour each row of cosines relative to its mean (False: the raw -1..1 scale)
                    title: str|None=None, # figure title (default: the student's greedy transcript)
                    figsize: tuple=(13, 8), # figure size in inches
                    save=None, # path(s) to write, `.png`/`.svg`
@@ -367,7 +536,7 @@ def plot_alignment(waveform, # (S,) audio samples of one utterance
     ax_l.set_yticks([]); ax_l.set_ylim(0, 1); ax_l.tick_params(labelbottom=False)
     n_drop = int((~runs.kept).sum())
     ax_l.set_title(f"Greedy CTC runs: {int(runs.kept.sum())} kept (blue), {n_drop} dropped (grey: blank, hatched: ignored id)"
-                   + ("; at most one kept, so shrinking uses all frames" if fallback else ""), loc="left", fontsize=10)
+                   + ("\nat most one run kept, so shrinking uses all frames" if fallback else ""), loc="left", fontsize=10)
 
     xs = (pos_start + pos_end)/2*hop                                         # (N,) centre time of each shrunk position
     xt = (np.arange(L) + 0.5)/L*dur                                          # (L,) teacher tokens spread over the clip
@@ -378,22 +547,27 @@ def plot_alignment(waveform, # (S,) audio samples of one utterance
     rot = 0 if L <= 10 else 45
     for j, tok in enumerate(teacher_tokens):
         ax_m.text(xt[j], -0.1, tok, ha="right" if rot else "center", va="top", rotation=rot, rotation_mode="anchor", fontsize=8)
-    if N <= 40:
-        for i in range(N):
-            ax_m.text(xs[i], 1.1, f"{i}", ha="center", va="bottom", fontsize=7, color="#4c72b0")
+    pts_per_s = figsize[0]*72*0.6/dur                                         # about how wide a second is drawn
+    every = label_step(xs*pts_per_s, 4.5*len(str(N)) + 3)                    # 7-point digits, a gap of 3 points
+    for i in range(0, N, every):
+        ax_m.text(xs[i], 1.1, f"{i}", ha="center", va="bottom", fontsize=7, color="#4c72b0")
     ax_m.set_ylim(-0.55 if rot else -0.35, 1.3); ax_m.set_yticks([0, 1], ["teacher", "shrunk"])
     ax_m.set_xlabel("time (s)"); ax_m.spines[["top", "right"]].set_visible(False)
     ax_m.set_title(f"Nearest interpolation: shrunk position i takes teacher token ⌊i·L/N⌋ (N={N}, L={L})", loc="left", fontsize=10)
 
-    im = ax_s.imshow(sim, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    shown = sim - sim.mean(1, keepdims=True) if relative else sim             # (N, L)
+    lim = max(float(np.abs(shown).max()), 1e-6) if relative else 1.0
+    im = ax_s.imshow(shown, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     for i, j in enumerate(matched):
         ax_s.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.2))
     ax_s.set_xticks(range(L), teacher_tokens, rotation=90 if L > 6 else 0, fontsize=7)
     step = max(1, math.ceil(N/30))
     ax_s.set_yticks(range(0, N, step), [f"{i} {_char(id2char, labels[pos_start[i]])}" for i in range(0, N, step)], fontsize=7)
     ax_s.set_xlabel("teacher token"); ax_s.set_ylabel("shrunk position (label)")
-    ax_s.set_title("Cosine similarity, projected student vs teacher\n(boxes: interpolation matches)", fontsize=10)
-    fig.colorbar(im, ax=ax_s, shrink=0.6, label="cosine similarity")
+    ax_s.set_title("Cosine similarity, projected student vs teacher\n"
+                   + (f"relative to each row (raw: {sim.min():.2f} to {sim.max():.2f})\n" if relative else "")
+                   + "boxes: interpolation matches", fontsize=10)
+    fig.colorbar(im, ax=ax_s, shrink=0.6, label="cosine minus the mean of its row" if relative else "cosine similarity")
     if title is None:
         text = "".join(_char(id2char, l) for l in runs.label[runs.kept]).replace("|", " ").strip()
         title = f"Greedy transcript: “{text}”"

@@ -25,12 +25,13 @@ from matplotlib.figure import Figure
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS', 'ARMS', 'FULL', 'REDUCED', 'METRICS', 'START', 'END', 'RunSpec', 'Grid', 'subset_corpus',
-           'random_teacher', 'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'summarise', 'main_table',
-           'arm_table', 'plot_arms', 'plot_lambda', 'plot_curves', 'report_markdown', 'write_report', 'replace_block']
+           'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'main_table', 'plot_arms', 'plot_lambda',
+           'plot_curves', 'report_markdown', 'write_report', 'replace_block']
 
 # %% ../nbs/11_replication.ipynb #efcec602
 from .data import read_split
-from .plots import save_figure, relative_change_label
+from .model import KD_STATS
+from .plots import save_figure, relative_change_label, summarise, comparison_table, arm_table, arm_name
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +132,7 @@ def _corpus_ready(d:Path) -> bool:
         ((d / "synth.json").is_file() or (d / "subset.json").is_file())
 
 # %% ../nbs/11_replication.ipynb #532459fd
-def random_teacher(teacher_dir:Path, out_dir:Path, seed:int=0) -> Path:
-    "Save a randomly initialised copy of the encoder in `teacher_dir` (same config and tokenizer) to `out_dir`."
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-    out_dir = Path(out_dir)
-    if (out_dir / "config.json").is_file() and (out_dir / "model.safetensors").is_file(): return out_dir
-    torch.manual_seed(seed)
-    model = AutoModel.from_config(AutoConfig.from_pretrained(teacher_dir))
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp); AutoTokenizer.from_pretrained(teacher_dir).save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True); tmp.rename(out_dir)
-    return out_dir
+from .controls import random_teacher  # a randomly initialised copy of the teacher (same config and tokenizer)
 
 # %% ../nbs/11_replication.ipynb #5855ee51
 def _texts(lang_dirs) -> list[str]:
@@ -243,11 +233,11 @@ def run_one(spec:RunSpec, grid:Grid, work_dir, prepared:dict, results_dir, threa
     from distill_l2s.demo import run_arm
     if threads > 0: torch.set_num_threads(threads)
     start = time.time()
-    cfg = run_config(spec, grid, work_dir, prepared)
+    cfg = grid.config(spec, work_dir, prepared) if hasattr(grid, "config") else run_config(spec, grid, work_dir, prepared)
     res = run_arm(cfg)
     state = Path(cfg.output_dir) / "trainer_state.json"
     history = json.loads(state.read_text())["log_history"] if state.is_file() else []
-    keep = ("step", "eval_cer", "eval_wer", "ctc_loss", "kd_loss")
+    keep = ("step", "eval_cer", "eval_wer", "ctc_loss", "kd_loss", *KD_STATS, "kd_rows_per_label")  # with what the bridge did
     rec = dict(spec=asdict(spec), cell=spec.cell, name=spec.name, results=res, grid=asdict(grid), device=_device(),
                seconds=round(time.time() - start, 1), versions=_versions(),
                history=[{k: h[k] for k in keep if k in h} for h in history if "eval_cer" in h or "ctc_loss" in h])
@@ -278,7 +268,7 @@ def run_grid(grid:Grid, # the runs
              progress:bool=True,
             ) -> dict: # counts of done, skipped, failed and postponed runs, and the failures' messages
     "Train every run of `grid` that has no result record yet."
-    prepared = prepare(grid, work_dir, teacher, progress)
+    prepared = grid.prepare(work_dir, teacher, progress) if hasattr(grid, "prepare") else prepare(grid, work_dir, teacher, progress)
     results = Path(results_dir)
     selected = [r for r in grid.runs() if only is None or only in r.name]
     todo = [r for r in selected if not (results / f"{r.name}.json").is_file()]
@@ -316,14 +306,16 @@ def run_grid(grid:Grid, # the runs
 # %% ../nbs/11_replication.ipynb #187b7119
 METRICS = ("cer", "wer")
 
-def load_records(results_dir) -> list[dict]:
+def load_records(results_dir, # folder of result records
+                 spec_class=RunSpec, # the run description the records hold (another grid's, e.g. `replication_v2.RunV2`)
+                ) -> list[dict]:
     "Every result record in `results_dir`, checked for the fields the summaries read."
     out = []
     for p in sorted(Path(results_dir).glob("*.json")):
         try: rec = json.loads(p.read_text())
         except json.JSONDecodeError as e: raise ValueError(f"{p}: not valid JSON ({e})") from None
         try:
-            spec = RunSpec(**rec["spec"])
+            spec = spec_class(**rec["spec"])
             vals = [rec["results"]["test"][m] for m in METRICS]
         except (KeyError, TypeError) as e: raise ValueError(f"{p}: not a replication record (missing {e})") from None
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals): raise ValueError(f"{p}: non-finite test metrics {vals}")
@@ -331,82 +323,16 @@ def load_records(results_dir) -> list[dict]:
         out.append(rec)
     return out
 
-def _group_key(spec:dict): return (spec["lang"], spec["clips"], spec["arm"], float(spec["lam"]))
-
-def summarise(records:list[dict], # result records (`load_records`)
-              split:str="test", # "dev" or "test"
-             ) -> list[dict]: # one row per (language, clips, arm, λ)
-    "Mean, std and paired per-seed change against the baseline of each group of seeds."
-    groups = {}
-    for rec in records: groups.setdefault(_group_key(rec["spec"]), {})[rec["spec"]["seed"]] = rec
-    rows = []
-    for (lang, clips, arm, lam), by_seed in sorted(groups.items()):
-        base = groups.get((lang, clips, "baseline", 0.0), {})
-        first = next(iter(by_seed.values()))["results"]
-        row = dict(lang=lang, clips=clips, arm=arm, lam=lam, n=len(by_seed), seeds=sorted(by_seed),
-                   train_minutes=first["train_hours"] * 60)
-        for m in METRICS:
-            v = np.array([by_seed[s]["results"][split][m] for s in sorted(by_seed)])
-            row[m], row[f"{m}_std"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
-            if arm == "baseline" or not base: continue
-            b = np.array([base[s]["results"][split][m] for s in sorted(base)])
-            row[f"{m}_rel"] = float((v.mean() - b.mean()) / b.mean()) if b.mean() > 0 else float("nan")
-            paired = [s for s in sorted(by_seed) if s in base and base[s]["results"][split][m] > 0]
-            d = np.array([(by_seed[s]["results"][split][m] - base[s]["results"][split][m]) / base[s]["results"][split][m]
-                          for s in paired])
-            row[f"{m}_paired"], row[f"{m}_paired_std"] = (float(d.mean()) if len(d) else float("nan"),
-                                                          float(d.std(ddof=1)) if len(d) > 1 else float("nan"))
-            row[f"{m}_wins"], row["paired_n"] = int((d < 0).sum()), len(d)
-        rows.append(row)
-    return rows
 
 # %% ../nbs/11_replication.ipynb #499934f2
-_ARM_LABELS = {"baseline": "baseline (CTC only)", "distill": "Distill-L2S", "no-shrink": "no shrinking",
-               "linear": "linear interpolation", "cosine": "cosine loss", "random-teacher": "random teacher"}
-
-def _arm_name(arm, lam): return _ARM_LABELS.get(arm, arm) + ("" if arm == "baseline" else f" λ={lam:g}")
-
-def _ms(row, m): return f"{row[m]:.3f} ± {row[f'{m}_std']:.3f}" if not math.isnan(row[f"{m}_std"]) else f"{row[m]:.3f}"
-
-def _chg(row, m):
-    if f"{m}_rel" not in row: return "", "", ""
-    paired = "n/a" if math.isnan(row[f"{m}_paired"]) else \
-        f"{row[f'{m}_paired']:+.1%}" + ("" if math.isnan(row[f"{m}_paired_std"]) else f" ± {row[f'{m}_paired_std']:.1%}")
-    return relative_change_label(row[f"{m}_rel"]), paired, f"{row[f'{m}_wins']}/{row['paired_n']}"
-
-def _table(head, lines): return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
-                                           ["| " + " | ".join(map(str, l)) + " |" for l in lines]) + "\n"
-
 def _script(lang):
     from distill_l2s.synth import LANGUAGES
     return LANGUAGES[lang].script.title() if lang in LANGUAGES else "?"
 
 def main_table(rows:list[dict], lam:float=0.5) -> str:
-    "Baseline against Distill-L2S at `lam`, one line per cell."
-    by = {(r["lang"], r["clips"], r["arm"], r["lam"]): r for r in rows}
-    lines = []
-    for (lang, clips, arm, l), b in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        if arm != "baseline" or (lang, clips, "distill", lam) not in by: continue
-        d = by[lang, clips, "distill", lam]
-        cer, wer = _chg(d, "cer"), _chg(d, "wer")
-        lines.append([lang, _script(lang), clips, f"{b['train_minutes']:.1f}", b["n"], _ms(b, "cer"), _ms(d, "cer"), *cer,
-                      _ms(b, "wer"), _ms(d, "wer"), *wer])
-    return _table(["language", "script", "train clips", "train min", "seeds", "baseline CER", f"Distill-L2S CER",
-                   "CER change", "CER paired", "CER better", "baseline WER", "Distill-L2S WER", "WER change",
-                   "WER paired", "WER better"], lines)
+    "Baseline against Distill-L2S at `lam`, one line per cell, with each language's script."
+    return comparison_table(rows, lam, scripts={r["lang"]: _script(r["lang"]) for r in rows})
 
-def arm_table(rows:list[dict], arms=None, lams=None) -> str:
-    "Every arm (or `arms`) and λ (or `lams`) per cell, against the cell's baseline."
-    lines = []
-    order = {a: i for i, a in enumerate(ARMS)}
-    for r in sorted(rows, key=lambda r: (r["clips"], r["lang"], order.get(r["arm"], 99), r["lam"])):
-        if arms is not None and r["arm"] not in arms: continue
-        if lams is not None and r["arm"] != "baseline" and r["lam"] not in lams: continue
-        cer, wer = _chg(r, "cer"), _chg(r, "wer")
-        arm = _ARM_LABELS.get(r["arm"], r["arm"])
-        lines.append([r["lang"], r["clips"], arm, f"{r['lam']:g}", r["n"], _ms(r, "cer"), *cer, _ms(r, "wer"), *wer])
-    return _table(["language", "train clips", "arm", "λ", "seeds", "CER", "CER change", "CER paired", "CER better",
-                   "WER", "WER change", "WER paired", "WER better"], lines)
 
 # %% ../nbs/11_replication.ipynb #e18b325b
 def plot_arms(rows:list[dict], # `summarise` rows
@@ -430,7 +356,7 @@ def plot_arms(rows:list[dict], # `summarise` rows
             xs.append(i + (j - (len(arms) - 1) / 2) * width); ys.append(r[metric])
             es.append(0 if math.isnan(r[f"{metric}_std"]) else r[f"{metric}_std"])
             labels.append("" if f"{metric}_rel" not in r else relative_change_label(r[f"{metric}_rel"]))
-        name = _arm_name(arm, lam)
+        name = arm_name(arm, lam)
         bars = ax.bar(xs, ys, width, yerr=es, capsize=3, label=name, color=colors[j])
         for b, t, e in zip(bars, labels, es):  # above the error bar, alternating heights so neighbours do not collide
             if t: ax.annotate(t, (b.get_x() + b.get_width() / 2, b.get_height() + e), xytext=(0, 3 + 8 * (j % 2)),
@@ -479,7 +405,7 @@ def plot_curves(records:list[dict], # result records with their `history`
             if not steps: continue
             v = np.array([[c[s] for s in steps] for c in curves])
             m, sd = v.mean(0), (v.std(0, ddof=1) if len(v) > 1 else np.zeros(len(steps)))
-            name = _arm_name(arm, lam)
+            name = arm_name(arm, lam)
             ax.plot(steps, m, marker="o", ms=3, color=f"C{j}", label=f"{name} ({len(v)} seeds)")
             ax.fill_between(steps, m - sd, m + sd, color=f"C{j}", alpha=0.2)
         ax.set_title(f"{lang}, {clips} clips"); ax.set_xlabel("step")

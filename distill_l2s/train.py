@@ -29,16 +29,18 @@ from transformers.trainer_utils import get_last_checkpoint
 from .text import build_vocab, make_processor, labels_to_text, cer, wer
 from .data import read_split, ctc_frames, load_audio, SpeechDataset, Collator, length_grouped_sampler
 from .data import drop_leaks, format_skips
-from .teacher import TextTeacher, TeacherCache, check_hub
+from .teacher import TextTeacher, TeacherCache, check_hub, read_alignment
 from .model import KD_STATS, DistillL2S, NonFiniteLossError
 from .whisper import (FrozenBottom, FrozenStatesCollator, FrozenStatesDataset, LogMelCollator, clip_key, is_whisper,
                                  resolve_student, whisper_ctc_from_pretrained, whisper_frames, whisper_processor)
+from .controls import CONTROLS, control_cache, parse_control
 
 # %% auto #0
-__all__ = ['TINY_STUDENT', 'PRESETS', 'SPLIT_FILES', 'INTERP_MODES', 'LOSS_KINDS', 'RESUMABLE', 'TrainConfig', 'parse_overrides',
-           'make_config', 'save_tiny_teacher', 'world_size', 'check_config', 'conv_frames', 'student_processor',
-           'build_model', 'TeacherCollator', 'greedy_ids', 'ctc_metrics', 'DistillTrainer', 'greedy_decode',
-           'evaluate_records', 'training_args', 'student_digest', 'student_data', 'train', 'load_student', 'transcribe']
+__all__ = ['TINY_STUDENT', 'PRESETS', 'SPLIT_FILES', 'INTERP_MODES', 'LOSS_KINDS', 'SEGMENTATIONS', 'RESUMABLE', 'TrainConfig',
+           'parse_overrides', 'make_config', 'save_tiny_teacher', 'world_size', 'check_config', 'conv_frames',
+           'student_processor', 'build_model', 'TeacherCollator', 'greedy_ids', 'ctc_metrics', 'DistillTrainer',
+           'greedy_decode', 'evaluate_records', 'training_args', 'student_digest', 'student_data', 'train',
+           'load_student', 'transcribe']
 
 # %% ../nbs/05_train.ipynb #170c0017
 @dataclass
@@ -63,6 +65,7 @@ class TrainConfig:
     shrinking: bool = True  # average the student's frames per predicted token before matching the teacher
     interp_mode: str = "nearest"  # how the teacher sequence is resized: "nearest" (paper) or "linear"
     loss_kind: str = "mse"  # distillation loss: "mse" (paper), "cosine" or "l1"
+    segmentation: str = "greedy"  # frames per teacher position: "greedy" shrinking (paper) or "forced" (the labels' CTC path)
     teacher_cache: str = ""  # folder for the teacher features (empty: `<output_dir>/teacher_cache`)
     teacher_features: str = ""  # a filled `TeacherCache` folder (holds identity.txt) to read instead of loading `teacher`
     # regularisation
@@ -117,6 +120,10 @@ PRESETS = {
                  per_device_batch_size=2, eval_steps=4, eval_batch_size=4, logging_steps=2, layerdrop=0.0,
                  attention_dropout=0.0, hidden_dropout=0.0, mask_time_prob=0.0, freeze_feature_encoder=False,
                  num_workers=0, fp16=False, report_to="none"),
+    "whisper": dict(student="whisper-base", max_steps=240, warmup_steps=24, learning_rate=1e-3, batch_size=8,
+                    per_device_batch_size=8, eval_steps=48, eval_batch_size=16, logging_steps=12, layerdrop=0.0,
+                    attention_dropout=0.0, hidden_dropout=0.0, mask_time_prob=0.05, freeze_feature_encoder=True,
+                    frozen_layers=4, frozen_cache="auto", num_workers=0, save_total_limit=1),
 }
 
 # %% ../nbs/05_train.ipynb #de7fee2a
@@ -184,7 +191,7 @@ def save_tiny_teacher(save_dir, # folder to write the encoder and tokenizer to
 
 # %% ../nbs/05_train.ipynb #334c6194
 SPLIT_FILES = ("train.tsv", "dev.tsv", "test.tsv")
-INTERP_MODES, LOSS_KINDS = ("nearest", "linear"), ("mse", "cosine", "l1")
+INTERP_MODES, LOSS_KINDS, SEGMENTATIONS = ("nearest", "linear"), ("mse", "cosine", "l1"), ("greedy", "forced")
 
 def _loads(what, name, load):
     "None if `load(name)` works, else a message naming `what` and the reason."
@@ -224,6 +231,9 @@ def check_config(cfg:TrainConfig, resume:bool=False):
     if not (cfg.lam >= 0 and math.isfinite(cfg.lam)): errs.append(f"lam={cfg.lam} must be a finite number >= 0 (0 = CTC baseline)")
     if cfg.interp_mode not in INTERP_MODES: errs.append(f"interp_mode={cfg.interp_mode!r}: choose {' or '.join(INTERP_MODES)}")
     if cfg.loss_kind not in LOSS_KINDS: errs.append(f"loss_kind={cfg.loss_kind!r}: choose one of {', '.join(LOSS_KINDS)}")
+    if cfg.segmentation not in SEGMENTATIONS: errs.append(f"segmentation={cfg.segmentation!r}: choose {' or '.join(SEGMENTATIONS)}")
+    elif cfg.segmentation == "forced" and not cfg.shrinking:
+        errs.append("segmentation=forced replaces shrinking, and shrinking=false keeps all frames: choose one")
     for k in ("max_steps", "batch_size", "per_device_batch_size", "eval_steps", "eval_batch_size", "logging_steps", "max_nonfinite"):
         if getattr(cfg, k) < 1: errs.append(f"{k}={getattr(cfg, k)} must be at least 1")
     if cfg.eval_steps > cfg.max_steps:
@@ -255,9 +265,21 @@ def check_config(cfg:TrainConfig, resume:bool=False):
         if not (Path(cfg.teacher_features) / "identity.txt").is_file():
             errs.append(f"teacher_features {cfg.teacher_features!r} is not a teacher-cache folder (no identity.txt); "
                         "give the folder `TeacherCache(...).dir` names")
+        elif cfg.segmentation == "forced" and read_alignment(cfg.teacher_features) is None:
+            errs.append(f"teacher_features {cfg.teacher_features!r} does not declare which characters its features belong to "
+                        "(no alignment.json), which segmentation=forced needs; add it with `distill_l2s.teacher.write_alignment`")
+    elif cfg.lam > 0 and cfg.teacher.partition(":")[0] in CONTROLS:
+        try:
+            kind, arg = parse_control(cfg.teacher)
+            if kind == "knowledge" and not (Path(arg) / "config.json").is_file():
+                errs.append(f"teacher {cfg.teacher!r}: {arg} is not a saved CTC model (no config.json); give a run's model/ folder")
+            if kind == "random-init" and arg != "multilingual-e5-small": errs.append(_loads("teacher", arg, AutoConfig.from_pretrained))
+        except ValueError as e: errs.append(str(e))
     elif cfg.lam > 0:
         errs.append(_loads("teacher", cfg.teacher, AutoConfig.from_pretrained))
         if errs[-1] is None: errs.append(_loads("teacher tokenizer of", cfg.teacher, AutoTokenizer.from_pretrained))
+        if errs[-1] is None and cfg.segmentation == "forced" and not AutoTokenizer.from_pretrained(cfg.teacher).is_fast:
+            errs.append(f"teacher {cfg.teacher!r} has no fast tokenizer, whose character offsets segmentation=forced needs")
     errs = [e for e in errs if e]
     if errs: raise ValueError("cannot start the run:\n  - " + "\n  - ".join(errs))
 
@@ -284,7 +306,7 @@ def build_model(cfg:TrainConfig, processor:Wav2Vec2Processor, teacher_dim:int|No
                 layerdrop=cfg.layerdrop, attention_dropout=cfg.attention_dropout, hidden_dropout=cfg.hidden_dropout,
                 mask_time_prob=cfg.mask_time_prob)
     kw = dict(lam=cfg.lam, student_layer=cfg.student_layer, shrinking=cfg.shrinking, interp_mode=cfg.interp_mode,
-              loss_kind=cfg.loss_kind, ignore_ids=(tok.unk_token_id,), blank_id=tok.pad_token_id,
+              loss_kind=cfg.loss_kind, ignore_ids=(tok.unk_token_id,), blank_id=tok.pad_token_id, segmentation=cfg.segmentation,
               check_finite=False)  # DistillTrainer checks, in agreement across processes
     width = teacher_dim or 1  # λ = 0 loads no teacher; the projection then exists but is never used
     if cfg.student != "random" and is_whisper(config := _student_config(cfg)):
@@ -306,16 +328,30 @@ def build_model(cfg:TrainConfig, processor:Wav2Vec2Processor, teacher_dim:int|No
 # %% ../nbs/05_train.ipynb #ebae9117
 class TeacherCollator:
     "Wrap a speech collator so that each batch also carries its transcripts' teacher features from a `TeacherCache`."
-    def __init__(self, collator, cache:TeacherCache): self.collator, self.cache = collator, cache
+    def __init__(self, collator, cache:TeacherCache,
+                 segmentation:str="greedy"): # "forced": add `label_tokens`, the teacher position of every label
+        self.collator, self.cache, self.segmentation = collator, cache, segmentation
 
     def __call__(self, items):
         batch = self.collator(items)
         if "texts" not in batch: return batch  # every clip failed to load (on_error="drop"): nothing to look up
         feats, lengths = self.cache.get(batch["texts"])  # (B, L, D) float32, (B,)
-        return {**batch, "teacher_features": feats, "teacher_lengths": lengths}
+        batch = {**batch, "teacher_features": feats, "teacher_lengths": lengths}
+        if self.segmentation == "forced": batch["label_tokens"] = self.label_tokens(batch["texts"], batch["labels"], lengths)
+        return batch
+
+    def label_tokens(self, texts:list[str], labels:torch.Tensor, lengths:torch.Tensor) -> torch.Tensor:
+        "(B, U) teacher position of every label, padded with -1 to the labels' width; one label per character is checked."
+        for text, n in zip(texts, (labels >= 0).sum(1).tolist()):
+            if n != len(text):
+                raise ValueError(f"transcript {text!r} has {len(text)} characters but {n} CTC labels: forced segmentation needs one "
+                                 "label per character (the character tokenizer of `distill_l2s.text.make_processor`)")
+        tokens = self.cache.label_tokens(texts, lengths)                               # (B, max characters)
+        return torch.nn.functional.pad(tokens, (0, labels.shape[1] - tokens.shape[1]), value=-1)
 
 # %% ../nbs/05_train.ipynb #79d10891
-_MODEL_KEYS = ("input_values", "input_features", "frozen_states", "attention_mask", "labels", "teacher_features", "teacher_lengths")
+_MODEL_KEYS = ("input_values", "input_features", "frozen_states", "attention_mask", "labels", "teacher_features", "teacher_lengths",
+               "label_tokens")
 
 def greedy_ids(student, logits:torch.Tensor, attention_mask:torch.Tensor|None, blank_id:int,
                lengths:torch.Tensor|None=None) -> torch.Tensor:
@@ -343,6 +379,10 @@ class DistillTrainer(Trainer):
                  max_nonfinite:int=10, # stop after this many non-finite micro-batches in a row
                  **kwargs):
         super().__init__(*args, **kwargs)
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        if any(isinstance(c, ProgressCallback) and type(c) is not ProgressCallback for c in self.callback_handler.callbacks):
+            for c in [c for c in self.callback_handler.callbacks if type(c) in (ProgressCallback, PrinterCallback)]:
+                self.remove_callback(c)  # a caller's progress display (a `ProgressCallback` subclass) replaces the Trainer's
         self.lengths, self.max_nonfinite = lengths, max_nonfinite
         self.nonfinite_skipped, self.nonfinite_in_row, self._void_step = None, 0, False
         self._loss_parts, self._n_parts = torch.zeros(2, device=self.args.device), 0
@@ -415,7 +455,7 @@ class DistillTrainer(Trainer):
                 sums = sums.tolist()  # the one host read of the logging window
                 logs["ctc_loss"], logs["kd_loss"] = (v / self._n_parts for v in sums[:2])
                 if self._n_stats:
-                    stats = dict(zip(KD_STATS, (v / self._n_stats for v in sums[2:])))
+                    stats = {k: v / self._n_stats for k, v in zip(KD_STATS, sums[2:]) if not math.isnan(v)}  # NaN: not computed
                     logs.update(stats, kd_rows_per_label=stats["kd_rows"] / max(stats["label_length"], 1e-9))
             self._loss_parts.zero_(); self._kd_stats.zero_(); self._n_parts = self._n_stats = 0
             logs["nonfinite_skipped"] = self.nonfinite_skipped or 0
@@ -585,16 +625,22 @@ def train(cfg:TrainConfig, # the run; see `make_config`
                 raise ValueError(f"teacher_features {cfg.teacher_features}: {len(missing)} train/dev transcript(s) are not in it, "
                                f"e.g. {missing[0]!r}; fill it with the teacher for this language first")
             teacher_dim, teacher_id = cache.dim, cache.identity
+        elif cfg.lam > 0 and parse_control(cfg.teacher):  # a diagnostic teacher (distill_l2s.controls), computed once
+            cache = control_cache(cfg.teacher, records["train"] + records["dev"], cfg.teacher_cache or out / "teacher_cache",
+                                  device=args.device, progress=main)
+            teacher_dim, teacher_id = cache.dim, cache.identity
         elif cfg.lam > 0:
             teacher = TextTeacher(cfg.teacher, layer=cfg.teacher_layer, device=args.device, too_long="truncate")  # counted, warned
             cache = TeacherCache(teacher, cfg.teacher_cache or out / "teacher_cache")
             cache.fill([r.text for s in ("train", "dev") for r in records[s]], progress=main)
             teacher.model.to("cpu")  # the cache answers from now on; keep the accelerator for the student
             teacher_dim, teacher_id = teacher.dim, teacher.identity
+        if cache is not None and cfg.segmentation == "forced":  # every transcript's characters map onto its features: check now
+            cache.label_tokens([r.text for s in ("train", "dev") for r in records[s]])
     set_seed(cfg.seed)  # the same initial student in every process and every resumed run
     model = build_model(cfg, processor, teacher_dim)
     train_ds, dev_ds, collator = student_data(cfg, model, processor, records, skips, frames, args)
-    if cache is not None: collator = TeacherCollator(collator, cache)
+    if cache is not None: collator = TeacherCollator(collator, cache, cfg.segmentation)
     trainer = DistillTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds, data_collator=collator,
                              processing_class=processor, compute_metrics=ctc_metrics(processor), callbacks=callbacks,
                              lengths=[r.duration for r in records["train"]] if cfg.group_by_length else None,

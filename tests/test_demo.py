@@ -1,10 +1,13 @@
 """`distill-l2s-demo` through its console script on a tiny scale: one synthesised language with a few clips,
-a tiny random teacher and student, two steps per arm. Checks the table (JSON and Markdown), the plots, the
-checkpoints, the transcripts, that a second call reuses the finished runs, and that `--force` trains again.
+a tiny random teacher and student, two steps per arm. Checks what it prints (a line per stage, no Trainer log
+dictionaries, the table, both students' transcripts, what to do next, and a transcribe command that runs), the
+table (JSON and Markdown, runs that did not learn marked), the plots, the checkpoints, that a second call reuses
+the finished runs, and that `--force` trains again.
 The default-size run (about ten minutes) is `test_default_size`, flagged slow: `pytest tests/test_demo.py --flags slow`.
 """
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -47,34 +50,58 @@ def test_tiny_demo(tmp_path):
     args = ("--langs", "sw", "--out-dir", out, "--data-dir", tmp_path / "corpus", "--teacher", teacher, "--steps", 2,
             "--batch-size", 2, "--scale", 0.04, "--eval-clips", 3, "--samples", 2, "--hidden", 32, "--layers", 1)
     r = demo(tmp_path, *args)
+    # it says what it does: a line per stage, labelled progress, no Trainer log dictionaries
+    for line in ("[1/5] corpus:", "[2/5] teacher:", "[3/5] training 1/2: sw, baseline (λ = 0): 2 steps of 2 clips",
+                 "[3/5] training 2/2: sw, Distill-L2S (λ = 0.5)", "[4/5] evaluation:", "[5/5] plots and transcripts"):
+        assert line in r.stdout, line
+    assert "sw baseline" in r.stderr and "sw distill" in r.stderr  # the training bars' labels
+    assert "{'loss'" not in r.stdout + r.stderr and "{'eval_loss'" not in r.stdout + r.stderr
+    assert "Loading weights" not in r.stderr and "Writing model shards" not in r.stderr
     table = json.loads((out / "results.json").read_text())
-    (row,) = table["rows"]
-    assert row["language"] == "sw" and row["lam"] == 0.5 and row["steps"] == 2 and row["train_utterances"] == 6
+    base_row, kd_row = table["rows"]
+    assert (base_row["arm"], kd_row["arm"], kd_row["lam"], kd_row["clips"]) == ("baseline", "distill", 0.5, 6)
     base, kd = table["runs"]["sw/baseline"], table["runs"]["sw/distill"]
-    assert (base["lam"], kd["lam"], base["seed"], kd["seed"]) == (0.0, 0.5, 0, 0) and kd["teacher"] == str(teacher)
-    for m in ("cer", "wer"):
-        assert (row[f"baseline_{m}"], row[f"distill_{m}"]) == (base["test"][m], kd["test"][m])
-        b, d = base["test"][m], kd["test"][m]
-        assert row[f"{m}_rel"] == (pytest.approx((d - b) / b) if b > 0 else None)
+    assert (base["results"]["lam"], kd["results"]["lam"], kd["results"]["teacher"]) == (0.0, 0.5, str(teacher))
+    for m in ("cer", "wer"): assert (base_row[m], kd_row[m]) == (base["results"]["test"][m], kd["results"]["test"][m])
+    # two steps: neither arm left the blank plateau, so no change is computed, and the table says so
+    assert base["learning"]["learned"] is False and kd_row["no_change"] == "neither arm learned" and kd_row["cer_rel"] is None
     md = (out / "results.md").read_text()
-    assert md.startswith("| language | train min | baseline CER") and md.count("\n") == 3 and "| sw |" in md
-    assert md.splitlines()[-1] in r.stdout  # the printed table is the written one
+    assert "| sw | 6 |" in md and "(did not learn)" in md and "none: neither arm learned" in md and "One seed per arm" in md
+    assert md.split("\n\n", 1)[1].splitlines()[2] in r.stdout  # the printed table is the written one
     assert {p.name for p in (out / "plots").iterdir()} == {"curves_sw.png", "results.png", "alignment_sw.png", "lengths_sw.png"}
     for p in (out / "plots").iterdir(): assert p.read_bytes()[:8] == PNG, p
     for arm in ("baseline", "distill"):  # checkpoints: a plain transformers student and its processor
         model = out / "runs" / "sw" / arm / "model"
         assert (model / "config.json").is_file() and (model / "model.safetensors").is_file() and (model / "tokenizer.json").is_file()
     assert (out / "runs" / "sw" / "distill" / "model" / "distill_l2s_projection.safetensors").is_file()
+    # both students' transcripts side by side
     tr = json.loads((out / "transcripts.json").read_text())["sw"]
-    assert len(tr) == 2 and all(set(t) == {"clip", "reference", "hypothesis"} and t["reference"] for t in tr)
-    assert all(t["reference"] in r.stdout for t in tr) and "reference:" in r.stdout and "hypothesis:" in r.stdout
+    assert len(tr) == 2 and all(set(t) == {"clip", "path", "reference", "baseline", "distill"} and t["reference"] for t in tr)
+    assert all(t["reference"] in r.stdout for t in tr) and "baseline:" in r.stdout and "Distill-L2S:" in r.stdout
+    # it ends on what to do next, and its transcribe command runs on its own clip
+    tail = r.stdout[r.stdout.index("What next:"):]
+    assert "benchmarks/replication/README.md" in tail and "distill-l2s-demo --langs" in tail
+    from test_commands import check_command  # every command it suggests parses
+    suggested = [shlex.split(l) for l in tail.splitlines() if l.strip().startswith("distill-l2s-")]
+    assert len(suggested) == 3 and all(check_command(c) is None for c in suggested), suggested
+    cmd = next(c for c in suggested if c[0] == "distill-l2s-transcribe")
+    assert cmd[2] == tr[0]["path"]
+    script = tmp_path / "distill-l2s-transcribe"
+    script.write_text("import sys\nfrom distill_l2s.cli import transcribe_cli\nsys.exit(transcribe_cli())\n")
+    t = subprocess.run([sys.executable, str(script), *cmd[1:]], env=ENV, capture_output=True, text=True, timeout=300)
+    assert t.returncode == 0 and t.stdout.rstrip("\n") == tr[0]["distill"], t.stderr[-2000:]
 
     stamp = (out / "runs" / "sw" / "distill" / "results.json").stat().st_mtime_ns
-    demo(tmp_path, *args)  # finished runs are reused
-    assert (out / "runs" / "sw" / "distill" / "results.json").stat().st_mtime_ns == stamp
+    r = demo(tmp_path, *args)  # finished runs are reused
+    assert (out / "runs" / "sw" / "distill" / "results.json").stat().st_mtime_ns == stamp and "finished before" in r.stdout
     assert json.loads((out / "results.json").read_text())["rows"] == table["rows"]
     demo(tmp_path, *args, "--force")  # ... unless forced
     assert (out / "runs" / "sw" / "distill" / "results.json").stat().st_mtime_ns != stamp
+
+
+def test_output_folder_ignored():
+    "The demo's default output folder is not something to commit."
+    assert "distill-l2s-demo/" in (ROOT / ".gitignore").read_text().splitlines()
 
 
 @pytest.mark.slow
@@ -84,5 +111,9 @@ def test_default_size(tmp_path):
     ENV["DISTILL_L2S_CACHE"] = str(env_cache)
     try: r = demo(tmp_path, "--out-dir", tmp_path / "demo")
     finally: ENV.pop("DISTILL_L2S_CACHE")
-    rows = json.loads((tmp_path / "demo" / "results.json").read_text())["rows"]
-    assert [x["language"] for x in rows] == ["sw", "ru"] and "| ru |" in r.stdout
+    from distill_l2s.demo import DEFAULT_LANGS
+    res = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert [(x["lang"], x["arm"]) for x in res["rows"]] == [(l, a) for l in sorted(DEFAULT_LANGS) for a in ("baseline", "distill")]
+    assert all(f"| {l} |" in r.stdout for l in DEFAULT_LANGS) and "What next:" in r.stdout
+    # the default budget is one in which every arm of every default language learns
+    assert all(rec["learning"]["learned"] for rec in res["runs"].values()), {k: v["learning"] for k, v in res["runs"].items()}

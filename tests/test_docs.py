@@ -16,6 +16,7 @@ import ast
 import functools
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -174,3 +175,21 @@ def test_exported_functions_documented(crawl):
             info = pages.get(page)
             if info is None or anchor not in info["ids"] or f"{name}(" not in info["text"]: missing.append(f"{sym} ({url})")
     assert not missing, "exported names without their documentation:\n" + "\n".join(missing)
+
+
+def _plain(md: str) -> str:
+    "The text a Markdown line shows: code marks, emphasis and link targets removed, spaces collapsed."
+    md = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", md)
+    return " ".join(re.sub(r"[`*_]", "", md).split())
+
+
+def test_summaries_shown_whole(crawl):
+    "Every page shows its notebook's whole `>` summary (nbdev reads one line: a summary over several lines lost the rest)."
+    _, pages, _, _ = crawl
+    nbs, cut = ROOT / "nbs", []
+    for rel in docs_tool.find_notebooks(nbs):
+        summary, rest = docs_tool.summary(nbs / rel)
+        page = pages.get(docs_tool.page_name(rel).with_suffix(".html").as_posix())
+        if summary is None or page is None: continue
+        if rest or _plain(summary) not in _plain(page["text"]): cut.append(f"{rel}: {summary!r} + {rest}")
+    assert not cut, "summaries not shown whole:\n" + "\n".join(cut)

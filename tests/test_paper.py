@@ -45,7 +45,9 @@ def test_paper_protocol_on_tiny_models(setup):
             assert res["language"] == lang and res["steps"] == 8
     assert all((out / l / "teacher_cache").is_dir() for l in ("cs", "pt"))  # shared by the λ > 0 runs of a language
     md = (out / "results.md").read_text()
-    assert md.count("\n| cs |") == 1 and md.count("\n| pt |") == 1 and "λ=0.5 CER" in md, md
+    assert md.count("\n| cs |") == 1 and md.count("\n| pt |") == 1 and "### λ = 0.5" in md and "Distill-L2S CER" in md, md
+    runs = json.loads((out / "results.json").read_text())["runs"]  # 8 steps: judged by their logs (here: did not learn)
+    assert len(runs) == 4 and all(r["learning"]["learned"] is False for r in runs), runs
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert {(r["lang"], r["arm"]) for r in rows} == {(l, a) for l in ("cs", "pt") for a in ("baseline", "distill")}
     # again: nothing to train

@@ -49,6 +49,27 @@ def find_notebooks(nbs: Path) -> list[Path]:
     return sorted(nbs_, key=lambda p: (len(p.parts) > 1, p.parent.as_posix(), p.name != "index.ipynb", p.name))
 
 
+def summary(nb_path: Path) -> tuple[str|None, list[str]]:
+    "The `>` summary of a notebook's title cell as nbdev reads it (one line), and the lines that continue it, which nbdev drops."
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    md = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), None)
+    lines = ("".join(md["source"]) if md else "").splitlines()
+    at = next((i for i, l in enumerate(lines) if re.match(r">\s+\S", l)), None)
+    if at is None: return None, []
+    rest = []
+    for l in lines[at + 1:]:  # a `>` line or any text right under it continues the quote in Markdown
+        if not l.strip() or re.match(r"-\s+\S.*:", l): break
+        rest.append(l)
+    return lines[at][1:].strip(), rest
+
+
+def check_summaries(nbs: Path, rels: list[Path]):
+    "Stop when a notebook's summary spans several lines: nbdev's frontmatter, and so either site, would show only the first."
+    bad = [f"  {rel}: {len(rest) + 1} lines, from {s!r}" for rel in rels for s, rest in [summary(nbs / rel)] if rest]
+    if bad: raise SystemExit("notebook summaries (`> ...` under the title) must be one line; nbdev keeps only the first:\n"
+                             + "\n".join(bad))
+
+
 # ---------------------------------------------------------------- one notebook (runs in its own process)
 def _link_notebooks(md: str) -> str:
     "Point relative links to notebooks (`../00_align.ipynb#x`) at their staged page names."
@@ -163,6 +184,7 @@ def stage(nbs: Path, jobs: int) -> list[Path]:
     STAGE.mkdir(parents=True)
     rels = find_notebooks(nbs)
     if not rels or rels[0] != Path("index.ipynb"): raise SystemExit(f"{nbs}/index.ipynb is missing: it is the home page")
+    check_summaries(nbs, rels)
     for p in nbs.rglob("*"):  # images and other files the notebooks show
         rel = p.relative_to(nbs)
         if p.is_file() and p.suffix.lower() in ASSETS and not any(s.startswith(("_", ".")) for s in rel.parts):
@@ -228,12 +250,17 @@ def build(out: Path = ROOT / "_site", jobs: int = os.cpu_count() or 1) -> Path:
     return out
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
+    "The command line of this script."
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "_site", help="output folder (default: _site)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="notebooks executed at a time")
     ap.add_argument("--one", nargs=3, metavar=("SRC", "DST", "SKIP_FLAGS"), help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    return ap
+
+
+def main():
+    args = parser().parse_args()
     if args.one: process_notebook(Path(args.one[0]), Path(args.one[1]), args.one[2].split())
     else: build(args.out.resolve(), args.jobs)
 

@@ -37,10 +37,15 @@ def render(nb_path: Path) -> str:
     return HEADER + "\n\n".join(p for p in parts if p) + "\n"
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
+    "The command line of this script."
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="fail if README.md differs from the notebook")
-    args = ap.parse_args()
+    return ap
+
+
+def main():
+    args = parser().parse_args()
     text, readme = render(ROOT / "nbs" / "index.ipynb"), ROOT / "README.md"
     if args.check:
         if not readme.exists() or readme.read_text(encoding="utf-8") != text:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -51,40 +50,41 @@ def command(entry: Path, procs: int, lang_dir: Path, out: Path, lam: float, seed
     return cmd
 
 
-def collect(out: Path, langs, lams, seeds) -> list[dict]:
-    "Result records of every finished run, in the form `distill_l2s.replication.summarise` reads."
+def collect(out: Path, cv_root: Path, langs, lams, seeds) -> list[dict]:
+    "A record of every finished run, with whether it learned (`distill_l2s.plots.learning_check`), for `summarise`."
+    from distill_l2s.data import read_split
+    from distill_l2s.plots import result_record, learning_check
     recs = []
     for lang in langs:
+        texts = None
         for lam in [0.0, *lams]:
             for seed in seeds:
-                p = run_dir(out, lang, lam, seed) / "results.json"
-                if not p.is_file(): continue
-                res = json.loads(p.read_text())
-                spec = dict(lang=lang, clips=res["train_utterances"], arm="baseline" if lam == 0 else "distill", lam=float(lam), seed=seed)
-                recs.append(dict(spec=spec, results=res))
+                d = run_dir(out, lang, lam, seed)
+                if not (d / "results.json").is_file(): continue
+                res = json.loads((d / "results.json").read_text())
+                try:
+                    if texts is None:  # the training transcripts, normalised as the run normalised them
+                        mode = json.loads((d / "train_config.json").read_text()).get("text_mode", "default")
+                        texts = [r.text for r in read_split(cv_root / lang, "train", max_duration=None, max_label_length=None,
+                                                            mode=mode)[0]]
+                    learning = learning_check(d, texts)
+                except (OSError, ValueError) as e:  # no log or no transcripts here: the run is reported unjudged
+                    print(f"{d}: cannot tell whether it learned ({e})")
+                    learning = None
+                recs.append(result_record(res, learning=learning))
     return recs
 
 
 def table(rows: list[dict], lams) -> str:
-    "One line per language: training hours, baseline and Distill-L2S (per λ) test CER/WER, relative changes."
-    head = ["language", "train h", "seeds", "baseline CER", "baseline WER"]
-    for lam in lams: head += [f"λ={lam:g} CER", "change", f"λ={lam:g} WER", "change"]
-    by = {(r["lang"], r["arm"], r["lam"]): r for r in rows}
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    f = lambda r, m: "—" if r is None else f"{r[m]:.4f}" + ("" if r["n"] < 2 else f" ± {r[m + '_std']:.4f}")
-    g = lambda r, m: "—" if r is None or m + "_rel" not in r else f"{r[m + '_rel']:+.1%}"
-    for lang in sorted({r["lang"] for r in rows}):
-        b = by.get((lang, "baseline", 0.0))
-        any_r = b or next(r for r in rows if r["lang"] == lang)
-        cells = [lang, f"{any_r['train_minutes'] / 60:.2f}", str(any_r["n"]), f(b, "cer"), f(b, "wer")]
-        for lam in lams:
-            d = by.get((lang, "distill", float(lam)))
-            cells += [f(d, "cer"), g(d, "cer"), f(d, "wer"), g(d, "wer")]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    "The results in Markdown: per λ, baseline against Distill-L2S per language, and how to read them."
+    from distill_l2s.plots import comparison_table, table_notes
+    parts = [f"### λ = {lam:g}\n\n" + comparison_table(rows, float(lam)) for lam in lams]
+    notes = table_notes(rows)
+    return "\n".join(parts) + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    "The command line of this script."
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cv-root", type=Path, required=True, help="Common Voice release folder holding one folder per language")
     p.add_argument("--out", type=Path, required=True, help="folder for the runs and the table")
@@ -99,6 +99,11 @@ def main(argv=None) -> int:
     p.add_argument("--master-port", type=int, default=29531, help="torchrun rendezvous port")
     p.add_argument("--report-only", action="store_true", help="write the table from the finished runs; train nothing")
     p.add_argument("--dry-run", action="store_true", help="print the commands of the runs still to do; train nothing")
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
     a = p.parse_args(argv)
 
     langs = [l.strip() for l in a.langs.split(",") if l.strip()]
@@ -133,16 +138,15 @@ def main(argv=None) -> int:
                         failed.append(str(d)); print(f"  FAILED (exit {rc}); see {logf}", flush=True)
                     else: print(f"  done in {(time.time() - start) / 60:.1f} min", flush=True)
     if a.dry_run: return 0
-    from distill_l2s.replication import summarise
-    recs = collect(a.out, langs, lams, seeds)
+    from distill_l2s.plots import summarise, rows_json
+    recs = collect(a.out, a.cv_root, langs, lams, seeds)
     if not recs:
         print("no finished runs: no table"); return 1
     rows = summarise(recs)
     md = table(rows, lams)
     (a.out / "results.md").write_text(md)
-    plain = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]  # JSON has no NaN
-    (a.out / "results.json").write_text(json.dumps(dict(rows=plain, runs=[r["spec"] | {"test": r["results"]["test"]} for r in recs]),
-                                                   indent=2, allow_nan=False) + "\n")
+    runs = [r["spec"] | {"test": r["results"]["test"], "learning": r.get("learning")} for r in recs]
+    (a.out / "results.json").write_text(json.dumps(dict(rows=rows_json(rows), runs=runs), indent=2, allow_nan=False) + "\n")
     print("\n" + md + f"\n{len(recs)} finished runs; table in {a.out / 'results.md'}")
     if failed: print(f"{len(failed)} runs failed: {', '.join(failed)}")
     return 1 if failed else 0

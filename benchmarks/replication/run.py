@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 
 def device_check(results: Path, check: Path, md: Path):
     "Tables of the runs repeated on another device (`results/cpu-check`) beside the same runs in `results`."
-    from distill_l2s.replication import load_records, summarise, arm_table, replace_block
+    from distill_l2s.replication import load_records, replace_block
+    from distill_l2s.plots import summarise, arm_table
     again = load_records(check)
     names = {r["name"] for r in again}
     first = [r for r in load_records(results) if r["name"] in names]
@@ -36,7 +37,8 @@ def device_check(results: Path, check: Path, md: Path):
     print(f"device check: {len(again)} repeated runs written to {md}")
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    "The command line of this script."
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reduced", action="store_true", help="the reduced grid (Swahili alone, 2 seeds, 500 steps: 18 runs)")
     p.add_argument("--jobs", type=int, default=0, help="runs trained at once (default: CPU cores // threads, at least 1)")
@@ -47,7 +49,11 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help="train only runs whose name contains this text, e.g. sw-150 or seed0")
     p.add_argument("--deadline-min", type=float, default=None, help="start no run after this many minutes")
     p.add_argument("--report-only", action="store_true", help="write tables and plots from the records, train nothing")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     from distill_l2s.replication import FULL, REDUCED, run_grid, write_report
