@@ -48,6 +48,7 @@ def train_cli(
     resume:bool=False, # continue the run in output_dir from its newest checkpoint
 ):
     "Fine-tune a CTC speech model on one Common Voice language, distilling a text model into it when lam > 0."
+    from distill_l2s.data import BadDataError
     from distill_l2s.train import make_config, check_config, train
     try:
         cfg = make_config(preset, set, lang_dir=lang_dir, output_dir=output_dir, student=student, teacher=teacher,
@@ -55,7 +56,8 @@ def train_cli(
                           shrinking=False if no_shrinking else None, interp_mode=interp_mode, loss_kind=loss_kind, seed=seed)
         check_config(cfg, resume)
     except ValueError as e: raise CliError(str(e)) from None
-    results = train(cfg, resume=resume)
+    try: results = train(cfg, resume=resume)
+    except BadDataError as e: raise CliError(str(e)) from None  # too much of a split is damaged: the message says what
     if int(os.environ.get("RANK", "0")) == 0: plot_run(output_dir)  # one process draws
     if not is_cli(): return results
     if results: print(json.dumps({k: results[k] for k in ("language", "lam", "steps", "dev", "test")}))
@@ -70,10 +72,11 @@ def eval_cli(
     max_duration:float=None, # leave out clips longer than this many seconds (default: keep all)
     mode:str=None, # text normalisation, "default" or "paper" (default: the run's `text_mode`, else "default")
     output:str=None, # JSON file for the scores (default: <checkpoint>/eval_<language>_<split>.json)
+    max_bad_share:float=0.05, # stop when more than this share of the split's rows is damaged (missing, empty, broken clips)
 ):
     "Score a saved student on one split of a Common Voice folder: greedy CTC decoding, CER and WER."
     from transformers import AutoConfig
-    from distill_l2s.data import read_split
+    from distill_l2s.data import BadDataError, format_skips, read_split
     from distill_l2s.train import conv_frames, load_student, evaluate_records
     ckpt = Path(checkpoint)
     if (ckpt / "model" / "config.json").is_file(): ckpt = ckpt / "model"
@@ -84,10 +87,16 @@ def eval_cli(
     try: records, skips = read_split(lang_dir, split, max_duration=max_duration, mode=mode,
                                      frames=conv_frames(AutoConfig.from_pretrained(ckpt)))
     except (ValueError, FileNotFoundError) as e: raise CliError(str(e)) from None
+    if report := format_skips({split: skips}): print(report)
     student, processor = load_student(ckpt)
-    scores = evaluate_records(student, processor, records, batch_size, desc=f"{split} set")
+    try:
+        skips.check(max_bad_share)
+        scores = evaluate_records(student, processor, records, batch_size, desc=f"{split} set", summary=skips,
+                                  max_bad_share=max_bad_share)  # a clip that fails to decode is counted and left out
+    except BadDataError as e: raise CliError(str(e)) from None
+    if skips.kept < len(records): print(f"after decoding: {format_skips({split: skips})}")
     result = dict(checkpoint=str(ckpt.resolve()), language=Path(lang_dir).resolve().name, split=split, mode=mode, **scores,
-                  skipped=dict(skips.reasons))
+                  skipped=skips.as_dict())
     out = Path(output) if output else (ckpt / f"eval_{result['language']}_{split}.json")
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     if not is_cli(): return result

@@ -8,7 +8,14 @@ Docs: https://distill-l2s.github.io/distill-l2s/data.html.md"""
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+import warnings
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +27,7 @@ import torch
 import torchaudio
 from fastcore.basics import AttrDict
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 from tqdm.auto import tqdm
 
 from .text import normalize
@@ -28,9 +35,9 @@ from .text import normalize
 _logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['CV_COLUMNS', 'CV_COLUMNS_V6', 'SPLITS', 'write_cv_fixture', 'ctc_frames', 'ctc_min_frames', 'SkipSummary',
-           'read_split', 'load_audio', 'zero_mean_unit_var', 'SpeechDataset', 'Collator', 'DurationGroupedSampler',
-           'length_grouped_sampler']
+__all__ = ['CV_COLUMNS', 'CV_COLUMNS_V6', 'SPLITS', 'BAD_REASONS', 'write_cv_fixture', 'ctc_frames', 'ctc_min_frames',
+           'BadDataError', 'SkipSummary', 'format_skips', 'quiet_decoding', 'read_split', 'drop_leaks', 'load_audio',
+           'zero_mean_unit_var', 'SpeechDataset', 'Collator', 'DurationGroupedSampler', 'length_grouped_sampler']
 
 # %% ../nbs/02_data.ipynb #4184af5a
 CV_COLUMNS = ("client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes", "age",
@@ -106,14 +113,20 @@ def ctc_min_frames(labels) -> int:
     return len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
 
 # %% ../nbs/02_data.ipynb #2ac83601
+BAD_REASONS = ("malformed row", "empty sentence", "missing clip", "empty clip", "undecodable clip", "truncated clip")
+
+class BadDataError(ValueError):
+    "More of a split's rows are damaged than the run allows (`max_bad_share`)."
+
 @dataclass
 class SkipSummary:
     "Rows read from one split file, rows kept, and rows skipped per reason with a few examples each."
     source: str = ""                                        # the file that was read
     rows: int = 0                                           # data rows read
-    kept: int = 0                                           # rows that became records
+    kept: int = 0                                           # rows that became records (and still load)
     reasons: Counter = field(default_factory=Counter)       # reason -> number of rows skipped for it
     examples: dict = field(default_factory=dict)            # reason -> first few "line N: clip" strings
+    _dropped: set = field(default_factory=set, repr=False)  # keys of the kept rows dropped since (each counts once)
 
     def skip(self, reason: str, where: str):
         "Count one skipped row."
@@ -121,14 +134,50 @@ class SkipSummary:
         if len(ex := self.examples.setdefault(reason, [])) < 3: ex.append(where)
         _logger.debug("%s: skipped %s (%s)", self.source, where, reason)
 
+    def drop(self, reason: str, where: str, key=None) -> bool:
+        "Count a kept row found unusable later (a clip that fails to load, a leak) once per `key`; False if counted before."
+        if key is not None:
+            if key in self._dropped: return False
+            self._dropped.add(key)
+        self.kept -= 1
+        self.skip(reason, where)
+        return True
+
     @property
     def skipped(self) -> int: return sum(self.reasons.values())
+
+    @property
+    def bad(self) -> int:
+        "Rows skipped because they are damaged (`BAD_REASONS`), not left out by a limit, a duplicate or a leak."
+        return sum(n for r, n in self.reasons.items() if r in BAD_REASONS)
+
+    def check(self, max_bad_share: float | None):
+        "Raise `BadDataError` if more than `max_bad_share` of the rows are damaged (None: never)."
+        if max_bad_share is None or self.bad <= max_bad_share * self.rows: return
+        bad = "; ".join(f"{n} {r} (e.g. {self.examples[r][0]})" for r, n in self.reasons.most_common() if r in BAD_REASONS)
+        raise BadDataError(f"{self.source}: {self.bad} of {self.rows} rows ({self.bad / self.rows:.1%}) are damaged, "
+                           f"more than max_bad_share={max_bad_share:g} allows: {bad}. Check the release (an incomplete "
+                           "download or extraction?), or raise max_bad_share to train on the rest")
+
+    def as_dict(self) -> dict:
+        "The counts as plain JSON data: every reason with its exact number of rows, and its examples."
+        order = [r for r, _ in self.reasons.most_common()]
+        return dict(source=self.source, rows=self.rows, kept=self.kept, skipped=self.skipped, bad=self.bad,
+                    reasons={r: self.reasons[r] for r in order}, examples={r: list(self.examples[r]) for r in order})
 
     def __str__(self):
         lines = [f"{self.source}: {self.rows} rows, {self.kept} kept, {self.skipped} skipped"]
         for reason, n in self.reasons.most_common():
             lines.append(f"  {n:6d}  {reason:32s} e.g. {'; '.join(self.examples[reason])}")
         return "\n".join(lines)
+
+def format_skips(summaries: dict, # split name -> `SkipSummary`
+                ) -> str:
+    "Rows left out per split and reason with one example each, as lines to print; empty when none was left out."
+    lines = [f"  {split:10s} {n:6d}  {reason:28s} e.g. {s.examples[reason][0]}"
+             for split, s in summaries.items() for reason, n in s.reasons.most_common()]
+    return "\n".join(["rows left out (split, rows, reason, one example):", *lines]) if lines else ""
+
 
 # %% ../nbs/02_data.ipynb #dcdce1e2
 def _cv_folder(lang_dir) -> Path:
@@ -165,10 +214,52 @@ def _clip_durations(lang_dir: Path) -> dict[str, float]:
 
 _RECORD_KEYS = ("path", "sentence", "text", "duration", "client_id")
 
+# libsndfile's MP3 decoder (mpg123) prints "Note: Illegal Audio-MPEG-Header ..." and the like on the C-level stderr
+_MPG123_LINE = re.compile(rb"^(Note: |Warning: |\[[^\]\n]*mpg123[^\]\n]*\] )")
+_capture = dict(lock=threading.Lock(), depth=0, saved=None, file=None, pid=None)
+
+@contextmanager
+def quiet_decoding():
+    "Keep mpg123's notes about broken MP3 streams off the terminal: capture fd 2, pass every other line on afterwards."
+    c = _capture
+    with c["lock"]:
+        if c["depth"] == 0:                               # the first of any nested or concurrent decodes redirects
+            try:
+                if c["pid"] != os.getpid():               # one capture file per process (a forked worker gets its own)
+                    c.update(file=tempfile.TemporaryFile(), pid=os.getpid())
+                sys.stderr.flush()
+                fd = c["file"].fileno()
+                os.ftruncate(fd, 0); os.lseek(fd, 0, os.SEEK_SET)
+                c["saved"] = os.dup(2)
+                os.dup2(fd, 2)
+            except (OSError, ValueError): c["saved"] = None   # no usable fd 2: decode as it is
+        c["depth"] += 1
+    try: yield
+    finally:
+        with c["lock"]:
+            c["depth"] -= 1
+            if c["depth"] == 0 and c["saved"] is not None:    # the last one restores fd 2, replays what is not mpg123's
+                try: sys.stderr.flush()
+                except ValueError: pass
+                os.dup2(c["saved"], 2); os.close(c["saved"]); c["saved"] = None
+                fd = c["file"].fileno()
+                if size := os.lseek(fd, 0, os.SEEK_CUR):       # anything written at all? (mostly not)
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    lines = os.read(fd, size).splitlines(keepends=True)
+                    if kept := [l for l in lines if not _MPG123_LINE.match(l)]: os.write(2, b"".join(kept))
+
+def _after_fork():
+    "A child forked while another thread decoded starts clean, with its parent's stderr on fd 2."
+    if _capture["saved"] is not None: os.dup2(_capture["saved"], 2); os.close(_capture["saved"])
+    _capture.update(lock=threading.Lock(), depth=0, saved=None, file=None, pid=None)
+
+if hasattr(os, "register_at_fork"): os.register_at_fork(after_in_child=_after_fork)
+
 def _probe(path: Path, decode: bool) -> float:
     "Duration in seconds from the clip's header, or from decoding it in full when `decode`."
-    if not decode: return sf.info(str(path)).duration
-    wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    with quiet_decoding():
+        if not decode: return sf.info(str(path)).duration
+        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
     return len(wave) / sr
 
 # %% ../nbs/02_data.ipynb #30ab5615
@@ -197,12 +288,14 @@ def read_split(lang_dir,                         # Common Voice language folder 
     lang = lang or lang_dir.name
     rate = processor.feature_extractor.sampling_rate if processor is not None else 16000
     known = {} if check_audio else _clip_durations(lang_dir)
-    summary, records = SkipSummary(str(tsv)), []
+    summary, records, listed = SkipSummary(str(tsv)), [], {}      # listed: clip name -> line of its first row
     for line, fields in tqdm(rows, desc=f"decoding {tsv.name}", disable=check_audio != "decode"):
         summary.rows += 1
         if len(fields) > len(header): summary.skip("malformed row", f"line {line}: {len(fields)} fields"); continue
         row = dict(zip(header, fields + [""] * (len(header) - len(fields))))
         where = f"line {line}: {row['path']}"
+        if row["path"] in listed: summary.skip("duplicate clip", f"{where} (first at line {listed[row['path']]})"); continue
+        listed[row["path"]] = line
         if not row["sentence"].strip(): summary.skip("empty sentence", where); continue
         text = normalize(row["sentence"], lang, mode)
         if not text: summary.skip("nothing left after normalize", where); continue
@@ -228,6 +321,30 @@ def read_split(lang_dir,                         # Common Voice language folder 
     if not records: raise ValueError(f"{tsv}: no usable rows\n{summary}")
     return records, summary
 
+# %% ../nbs/02_data.ipynb #6dbe4e0f
+def drop_leaks(records: dict, # split name -> records, as `read_split` returns them; `records[train]` is replaced
+               skips: dict, # split name -> `SkipSummary`; the leaks are counted in `skips[train]`
+               train: str = "train", # the split that is trained on
+               held_out=("dev", "test"), # the splits that are scored
+              ) -> dict: # held-out split -> number of training rows left out for being in it
+    "Leave training rows whose clip is also in a held-out split out of training, counted and warned."
+    where = {}                                             # clip path -> first held-out split that lists it
+    for s in held_out:
+        for r in records.get(s, ()): where.setdefault(r.path, s)
+    counts, keep = Counter(), []
+    for r in records[train]:
+        if (s := where.get(r.path)) is None: keep.append(r); continue
+        counts[s] += 1
+        skips[train].drop(f"also in {s}", r.path.name)
+    records[train] = keep
+    if not keep: raise ValueError(f"every usable row of the {train} split is also in {' or '.join(counts)}: nothing to train on")
+    if counts:
+        warnings.warn(f"{sum(counts.values())} clip(s) of the {train} split are also in "
+                      + " and ".join(f"{s} ({n})" for s, n in counts.items())
+                      + f", e.g. {skips[train].examples[f'also in {next(iter(counts))}'][0]}: they are left out of {train} "
+                        "so that no clip is scored after being trained on")
+    return dict(counts)
+
 # %% ../nbs/02_data.ipynb #3081c8b3
 @lru_cache(maxsize=32)
 def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
@@ -237,7 +354,7 @@ def load_audio(path,                     # audio file soundfile can read
                sampling_rate: int = 16000, # rate to resample to
               ) -> np.ndarray:
     "Decode an audio file to a mono float32 waveform at `sampling_rate`."
-    wave, sr = sf.read(str(path), dtype="float32", always_2d=True)      # (T, C)
+    with quiet_decoding(): wave, sr = sf.read(str(path), dtype="float32", always_2d=True)      # (T, C)
     wave = wave.mean(axis=1) if wave.shape[1] > 1 else wave[:, 0]        # (T, C) -> (T,)
     if sr != sampling_rate:
         with torch.no_grad(): wave = _resampler(sr, sampling_rate)(torch.from_numpy(np.ascontiguousarray(wave))).numpy()
@@ -252,10 +369,14 @@ class SpeechDataset(Dataset):
     "Map-style dataset of (16 kHz scaled waveform, label ids, normalised text) from `read_split` records."
     def __init__(self, records,                 # records with `path`, `text` and `duration` (seconds or None)
                  processor,                     # Wav2Vec2Processor: tokenizer for labels, feature extractor settings
-                 on_error: str = "raise",       # a clip that fails to load: "raise", or "skip" (log, use the next one)
+                 on_error: str = "skip",        # a clip that fails to load: "skip" (count it, use the next clip instead),
+                                                # "drop" (count it, leave it out of its batch) or "raise"
                  frames: Callable[[int], int] = ctc_frames, # samples -> student output frames, for the CTC check
+                 summary: SkipSummary | None = None, # the records' `read_split` summary, in which failures are counted
+                 max_bad_share: float | None = None, # stop when more than this share of the summary's rows is damaged
                 ):
-        if on_error not in ("raise", "skip"): raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        if on_error not in ("skip", "drop", "raise"):
+            raise ValueError(f"on_error must be 'skip', 'drop' or 'raise', not {on_error!r}")
         self.records = list(records)
         self.paths = [Path(r["path"]) for r in self.records]
         self.texts = [r["text"] for r in self.records]
@@ -265,42 +386,65 @@ class SpeechDataset(Dataset):
                           for r, p in zip(self.records, self.paths)]
         fe = processor.feature_extractor
         self.sampling_rate, self.do_normalize = fe.sampling_rate, fe.do_normalize
-        self.on_error, self.frames, self.failures = on_error, frames, {}
+        self.on_error, self.frames, self.max_bad_share = on_error, frames, max_bad_share
+        self.summary = summary if summary is not None else SkipSummary("SpeechDataset", len(self), len(self))
+        self.failures = {}  # clip path -> (reason, message) of every clip this process knows cannot be used
 
     @staticmethod
     def _header_duration(path: Path) -> float:
-        try: return sf.info(str(path)).duration
+        try:
+            with quiet_decoding(): return sf.info(str(path)).duration
         except Exception as e: raise ValueError(f"SpeechDataset: cannot open {path} to read its duration ({e})") from e
 
     def __len__(self): return len(self.paths)
 
-    def _load(self, i: int) -> np.ndarray:
-        "The scaled waveform of item `i`; RuntimeError naming the clip if it cannot be used."
+    def _load(self, i: int) -> tuple:
+        "The scaled waveform of item `i` and None, or None and (reason, message naming the clip) if it cannot be used."
         try: wave = load_audio(self.paths[i], self.sampling_rate)
         except Exception as e:
-            raise RuntimeError(f"{self.paths[i]}: cannot decode ({type(e).__name__}: {e})") from e
+            why = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            if "does not exist" in why and self.paths[i].is_file():  # libsndfile's words for a stream mpg123 rejects
+                why = f"{self.paths[i].stat().st_size} bytes that are not a stream libsndfile can decode"
+            return None, ("undecodable clip", f"{self.paths[i]}: cannot be decoded as audio ({type(e).__name__}: {why})")
         if self.frames(len(wave)) < ctc_min_frames(self.labels[i]):
-            raise RuntimeError(f"{self.paths[i]}: decodes to {len(wave) / self.sampling_rate:.3f} s, "
-                               f"too short for CTC to emit its {len(self.labels[i])} labels")
-        return zero_mean_unit_var(wave) if self.do_normalize else wave
+            return None, ("truncated clip", f"{self.paths[i]}: decodes to {len(wave) / self.sampling_rate:.3f} s, "
+                                            f"too short for CTC to emit its {len(self.labels[i])} labels")
+        return (zero_mean_unit_var(wave) if self.do_normalize else wave), None
 
     def __getitem__(self, i: int) -> dict:
-        for j in (i + k for k in range(len(self))):
-            j %= len(self)
-            try: wave = self._load(j)
-            except RuntimeError as e:
-                if self.on_error == "raise":
-                    raise RuntimeError(f"{e}. Skip such clips up front with read_split(..., check_audio='decode'), "
-                                       "or build the dataset with on_error='skip'") from e
-                self.failures[str(self.paths[j])] = str(e)
-                _logger.warning("%s; using item %d instead (on_error='skip')", e, (j + 1) % len(self))
-                continue
-            return dict(input_values=wave, labels=self.labels[j], text=self.texts[j])
-        raise RuntimeError(f"SpeechDataset: none of its {len(self)} clips could be loaded")
+        skipped = []                                      # (path, reason, message) of the clips that failed on the way
+        for j in ((i + k) % len(self) for k in range(len(self))):
+            key = str(self.paths[j])
+            wave, problem = (None, self.failures[key]) if key in self.failures else self._load(j)  # known bad: not again
+            if problem is None:
+                item = dict(input_values=wave, labels=self.labels[j], text=self.texts[j])
+                break
+            if self.on_error == "raise":
+                raise RuntimeError(f"{problem[1]}. With on_error='skip' (the default) such clips are counted and left out")
+            self.failures[key] = problem                  # in this process (a worker's copy, or the main one)
+            skipped.append((key, *problem))
+            if self.on_error == "drop":
+                item = {}
+                break
+        else: raise RuntimeError(f"SpeechDataset: none of its {len(self)} clips can be used, e.g. {skipped[0][2]}")
+        if skipped:
+            item["skipped"] = skipped                     # travels with the batch out of a DataLoader worker
+            if get_worker_info() is None: self.note(skipped)  # loaded in the main process: count at once
+        return item
+
+    def note(self, skipped: list | None, # `batch["skipped"]`: (path, reason, message) per clip that failed
+            ):
+        "Count clips that failed to load, once each, warn about new ones, and stop if too much of the data is damaged."
+        for path, reason, message in skipped or ():
+            self.failures.setdefault(path, (reason, message))
+            if self.summary.drop(reason, Path(path).name, key=path):  # False: counted before
+                warnings.warn(f"{message}: left out ({self.summary.bad} damaged of {self.summary.rows} rows in "
+                              f"{Path(self.summary.source).name} so far)", stacklevel=2)
+        self.summary.check(self.max_bad_share)
 
 # %% ../nbs/02_data.ipynb #09a9b72f
 class Collator:
-    "Pad dataset items into a batch: input_values, attention_mask, labels (-100 padded) and texts."
+    "Pad dataset items into a batch: input_values, attention_mask, labels (-100 padded), texts, and the clips skipped."
     def __init__(self, processor,                        # Wav2Vec2Processor: its feature extractor's padding value is used
                  pad_to_multiple_of: int | None = None,  # round the padded audio length up to a multiple of this
                 ):
@@ -309,6 +453,9 @@ class Collator:
 
     def __call__(self, items: list[dict]) -> dict:
         if not items: raise ValueError("Collator: empty list of items")
+        skipped = [s for it in items for s in it.get("skipped", ())]  # clips that failed to load, for `SpeechDataset.note`
+        items = [it for it in items if "input_values" in it]          # on_error="drop": failed items carry no audio
+        if not items: return dict(skipped=skipped)
         waves = [torch.as_tensor(it["input_values"], dtype=torch.float32) for it in items]
         lengths = torch.tensor([len(w) for w in waves])
         input_values = pad_sequence(waves, batch_first=True, padding_value=self.padding_value)
@@ -321,6 +468,7 @@ class Collator:
             labels = [torch.as_tensor(it["labels"], dtype=torch.long) for it in items]
             batch["labels"] = pad_sequence(labels, batch_first=True, padding_value=-100)   # (B, L)
         if "text" in items[0]: batch["texts"] = [it["text"] for it in items]
+        if skipped: batch["skipped"] = skipped
         return batch
 
 # %% ../nbs/02_data.ipynb #ba5e9c0d

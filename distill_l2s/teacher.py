@@ -10,7 +10,9 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import warnings
 import weakref
@@ -27,33 +29,71 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 # %% auto #0
-__all__ = ['ALIGNMENTS', 'ALIGNMENT_FILE', 'TeacherLoadError', 'load_text_encoder', 'weights_digest', 'tokenizer_digest',
-           'TextTeacher', 'char_tokens', 'write_alignment', 'read_alignment', 'CacheWarning', 'TeacherCache']
+__all__ = ['ALIGNMENTS', 'ALIGNMENT_FILE', 'TeacherLoadError', 'load_text_encoder', 'check_hub', 'weights_digest',
+           'tokenizer_digest', 'TextTeacher', 'char_tokens', 'write_alignment', 'read_alignment', 'CacheWarning',
+           'TeacherCache']
 
 # %% ../nbs/03_teacher.ipynb #2454de3f
 class TeacherLoadError(ValueError):
     "The text encoder checkpoint does not provide every weight the teacher's features depend on."
 
 _NOT_FEATURES = ("pooler.",)  # modules after the last hidden state; their weights never reach a feature
+_HEADS = ("pooler.", "lm_head.", "cls.")  # output heads a text checkpoint often carries and an encoder does not build
+
+class _LoadReport(logging.Filter):
+    "Keep transformers' weight-loading report (a table it prints in orange) for the caller to judge."
+    def __init__(self): super().__init__(); self.text = ""
+    def filter(self, record):
+        if "LOAD REPORT" not in (msg := record.getMessage()): return True
+        self.text += re.sub(r"\x1b\[[0-9;]*m", "", msg)    # without the colour codes
+        return False
 
 def load_text_encoder(name_or_path:str, # hub name or local directory
                       dtype=torch.float32, # dtype of the loaded weights
                       trust_remote_code:bool=False, # run code shipped with the checkpoint (off unless you trust it)
                      ):
     "Load a transformers text encoder and its tokenizer, failing if any weight would be left randomly initialised."
+    if not Path(name_or_path).expanduser().is_dir(): check_hub()  # a hub name: do not wait a minute for a hub that is not there
     kw = dict(dtype=dtype, trust_remote_code=trust_remote_code, output_loading_info=True)
-    try: model, info = AutoModel.from_pretrained(name_or_path, add_pooling_layer=False, **kw)  # BERT/RoBERTa families
-    except TypeError as e:
-        if "add_pooling_layer" not in str(e): raise
-        model, info = AutoModel.from_pretrained(name_or_path, **kw)
+    report, log = _LoadReport(), logging.getLogger("transformers.modeling_utils")
+    log.addFilter(report)  # the loading report is judged below, not printed
+    try:
+        try: model, info = AutoModel.from_pretrained(name_or_path, add_pooling_layer=False, **kw)  # BERT/RoBERTa families
+        except TypeError as e:
+            if "add_pooling_layer" not in str(e): raise
+            model, info = AutoModel.from_pretrained(name_or_path, **kw)
+    except RuntimeError as e:  # transformers raises after its report (size mismatch, conversion error): show it with ours
+        if not report.text: raise
+        raise TeacherLoadError(f"{name_or_path}: {e}\n{report.text}") from None
+    finally: log.removeFilter(report)
     missing = sorted(k for k in info["missing_keys"] if not k.startswith(_NOT_FEATURES))
     if missing or info["mismatched_keys"] or info["error_msgs"]:
         raise TeacherLoadError(
             f"{name_or_path}: loading would leave weights randomly initialised "
             f"(missing {len(missing)}: {missing[:6]}, size-mismatched: {sorted(info['mismatched_keys'])[:6]}, "
             f"errors: {info['error_msgs'][:3]}); is this a checkpoint of a {type(model).__name__}?")
+    if unused := sorted(k for k in info["unexpected_keys"] if not k.startswith(_HEADS)):
+        warnings.warn(f"{name_or_path}: {len(unused)} checkpoint weight(s) are not part of the {type(model).__name__} "
+                      f"and are not used, e.g. {unused[:3]}; every weight it needs was loaded")
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     return model, tokenizer
+
+# %% ../nbs/03_teacher.ipynb #fed62055
+_HUB = {}  # the answer of `check_hub`, once per process
+
+def check_hub(timeout:float=3.0, # seconds to wait for the hub's answer
+             ) -> bool:
+    "Whether the Hugging Face hub answers; if not, turn on offline mode so hub names load from the local cache at once."
+    from huggingface_hub import constants, get_session
+    if constants.HF_HUB_OFFLINE: return False  # offline already (HF_HUB_OFFLINE=1): nothing to ask
+    if "online" not in _HUB:
+        try: get_session().head(constants.ENDPOINT, timeout=timeout); _HUB["online"] = True
+        except Exception as e:  # no route, no name resolution, refused, timed out: any of them means no hub
+            _HUB["online"] = False
+            constants.HF_HUB_OFFLINE, os.environ["HF_HUB_OFFLINE"] = True, "1"  # read at call time by huggingface_hub
+            warnings.warn(f"the Hugging Face hub ({constants.ENDPOINT}) cannot be reached ({type(e).__name__}): hub names "
+                          "are looked up in the local cache only, as with HF_HUB_OFFLINE=1")
+    return _HUB["online"]
 
 # %% ../nbs/03_teacher.ipynb #65f835c9
 def _digest(*parts, size:int=16) -> str:

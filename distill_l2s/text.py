@@ -8,7 +8,6 @@ Docs: https://distill-l2s.github.io/distill-l2s/text.html.md"""
 from __future__ import annotations
 
 import json
-import tempfile
 import unicodedata
 from collections import Counter
 from functools import lru_cache
@@ -17,7 +16,7 @@ from pathlib import Path
 import jiwer
 
 # %% auto #0
-__all__ = ['normalize', 'build_vocab', 'make_processor', 'cer', 'wer']
+__all__ = ['normalize', 'build_vocab', 'make_processor', 'labels_to_text', 'cer', 'wer']
 
 # %% ../nbs/01_text.ipynb #b70102a4
 _APOSTROPHES = str.maketrans({c: "'" for c in "'\u2019\u2018\u02bc`\u00b4\u2032"})
@@ -99,21 +98,36 @@ def make_processor(vocab: dict[str, int],      # character -> id, as `build_voca
                   ) -> "Wav2Vec2Processor":
     "A `Wav2Vec2Processor` (CTC character tokenizer + 16 kHz feature extractor) for `vocab`."
     # imported here: transformers' processing classes take seconds to import, and DataLoader workers never need them
-    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
     missing = [t for t in ("[PAD]", "[UNK]", "|") if t not in vocab]
     if missing: raise ValueError(f"make_processor: the vocabulary lacks {missing}")
     if sorted(vocab.values()) != list(range(len(vocab))):
         raise ValueError("make_processor: vocabulary ids must be 0 .. len(vocab)-1, each used once")
-    with tempfile.TemporaryDirectory() as tmp:
-        vocab_file = Path(tmp) / "vocab.json"
-        vocab_file.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        tokenizer = Wav2Vec2CTCTokenizer(str(vocab_file), unk_token="[UNK]", pad_token="[PAD]",
-                                         word_delimiter_token="|", bos_token=None, eos_token=None)
+    spec = Tokenizer(models.WordLevel(dict(vocab), unk_token="[UNK]"))
+    spec.normalizer = normalizers.Replace(" ", "|")                       # a space is spelt with the word delimiter
+    spec.pre_tokenizer = pre_tokenizers.Split(Regex("."), "isolated")       # one token per code point
+    spec.decoder = decoders.Sequence([
+        decoders.CTC(pad_token="[PAD]", word_delimiter_token="|", cleanup=False),  # merge repeats, drop blanks
+        decoders.Fuse(), decoders.Replace(Regex(r"^\|+|\|+$"), ""),              # no space at either end
+        decoders.Replace(Regex(r"\|+"), " ")])                                 # `| [PAD] |` is one word break
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=spec, unk_token="[UNK]", pad_token="[PAD]",
+                                        clean_up_tokenization_spaces=False)
     extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=sampling_rate, padding_value=0.0,
                                          do_normalize=True, return_attention_mask=True)
     processor = Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer)
     if save_dir is not None: processor.save_pretrained(save_dir)
     return processor
+
+def labels_to_text(tokenizer, # a processor's CTC tokenizer
+                   labels, # the label ids of one text, or a batch of them; -100 and the blank are ignored
+                  ) -> str | list[str]:
+    "The text that label ids spell, decoded as the CTC path with a blank after every label, so repeats stay."
+    blank = tokenizer.pad_token_id
+    rows = [labels] if len(labels) == 0 or not hasattr(labels[0], "__len__") else labels
+    paths = [[x for i in map(int, row) if i not in (-100, blank) for x in (i, blank)] for row in rows]
+    texts = tokenizer.batch_decode(paths)
+    return texts if rows is labels else texts[0]
 
 # %% ../nbs/01_text.ipynb #70562713
 def _normalized_pairs(refs, hyps, lang, mode):

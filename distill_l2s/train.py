@@ -26,9 +26,10 @@ from transformers import (AutoConfig, AutoModelForCTC, AutoTokenizer, Trainer, T
                           Wav2Vec2Config, Wav2Vec2Processor, set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
-from .text import build_vocab, make_processor, cer, wer
+from .text import build_vocab, make_processor, labels_to_text, cer, wer
 from .data import read_split, ctc_frames, load_audio, SpeechDataset, Collator, length_grouped_sampler
-from .teacher import TextTeacher, TeacherCache, read_alignment
+from .data import drop_leaks, format_skips
+from .teacher import TextTeacher, TeacherCache, check_hub, read_alignment
 from .model import KD_STATS, DistillL2S, NonFiniteLossError
 from .whisper import (FrozenBottom, FrozenStatesCollator, FrozenStatesDataset, LogMelCollator, clip_key, is_whisper,
                                  resolve_student, whisper_ctc_from_pretrained, whisper_frames, whisper_processor)
@@ -52,6 +53,7 @@ class TrainConfig:
     max_label_chars: int = 200  # leave training transcripts longer than this many characters out (after normalisation)
     text_mode: str = "default"  # `normalize` mode: "default" keeps combining marks, "paper" is the official code's rule
     vocab_coverage: float = 0.9999  # share of training characters the vocabulary covers; rarer ones become [UNK]
+    max_bad_share: float = 0.05  # stop when more than this share of a split's rows is damaged (missing, empty, undecodable clips)
     # models
     student: str = "facebook/wav2vec2-large-xlsr-53"  # hub name or folder of a CTC speech model, or "random"
     random_init: bool = False  # start the student's architecture from random weights instead of its checkpoint
@@ -196,6 +198,7 @@ def _loads(what, name, load):
     hint = "pass a hub name or a local folder with config.json" + (", `whisper-base` or `random`" if what == "student" else "")
     if name.startswith(("/", ".", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name:  # a path, not a hub id
         if not Path(name).expanduser().is_dir(): return f"{what} {name!r} is not a folder; {hint}"
+    if not Path(name).expanduser().is_dir(): check_hub()  # a hub name: with no hub, fail now instead of after a minute of retries
     try: load(name)
     except Exception as e:  # any failure here means the name cannot be used; say why
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -238,6 +241,7 @@ def check_config(cfg:TrainConfig, resume:bool=False):
                     "checkpointed; lower eval_steps")
     if not 0 <= cfg.warmup_steps <= cfg.max_steps: errs.append(f"warmup_steps={cfg.warmup_steps} must lie in [0, max_steps={cfg.max_steps}]")
     if not cfg.learning_rate > 0: errs.append(f"learning_rate={cfg.learning_rate} must be > 0")
+    if not 0 <= cfg.max_bad_share <= 1: errs.append(f"max_bad_share={cfg.max_bad_share} must lie in [0, 1]")
     per_step = cfg.per_device_batch_size * world_size()
     if cfg.batch_size % per_step:
         errs.append(f"batch_size={cfg.batch_size} is not a multiple of per_device_batch_size × processes = {per_step}: "
@@ -330,6 +334,7 @@ class TeacherCollator:
 
     def __call__(self, items):
         batch = self.collator(items)
+        if "texts" not in batch: return batch  # every clip failed to load (on_error="drop"): nothing to look up
         feats, lengths = self.cache.get(batch["texts"])  # (B, L, D) float32, (B,)
         batch = {**batch, "teacher_features": feats, "teacher_lengths": lengths}
         if self.segmentation == "forced": batch["label_tokens"] = self.label_tokens(batch["texts"], batch["labels"], lengths)
@@ -362,9 +367,8 @@ def ctc_metrics(processor:Wav2Vec2Processor):
     pad = processor.tokenizer.pad_token_id
     def compute(pred):
         ids = np.where(pred.predictions == -100, pad, pred.predictions)
-        labels = np.where(pred.label_ids == -100, pad, pred.label_ids)
         hyps = processor.batch_decode(ids)
-        refs = processor.batch_decode(labels, group_tokens=False)  # labels are not CTC paths: keep doubled letters
+        refs = labels_to_text(processor.tokenizer, pred.label_ids)  # labels are not CTC paths: keep doubled letters
         return {"cer": cer(refs, hyps), "wer": wer(refs, hyps)}
     return compute
 
@@ -407,6 +411,7 @@ class DistillTrainer(Trainer):
             self.accelerator.scaler.scale(params[0].grad)  # sets the scaler up if no loss was scaled yet (a voided first step)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if skipped := inputs.pop("skipped", None): self.train_dataset.note(skipped)  # clips that failed to load
         if self.nonfinite_skipped is None:  # continue the count of a resumed run
             self.nonfinite_skipped = max((h.get("nonfinite_skipped", 0) for h in self.state.log_history), default=0)
         model.train()
@@ -457,6 +462,7 @@ class DistillTrainer(Trainer):
         super().log(logs, start_time)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        if skipped := inputs.pop("skipped", None): self.eval_dataset.note(skipped)
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             loss, out = self.compute_loss(model, inputs, return_outputs=True)
@@ -477,19 +483,25 @@ def greedy_decode(student, processor:Wav2Vec2Processor,
     logits = student(**{student.main_input_name: input_values.to(dev)}, attention_mask=attention_mask).logits  # (B, T, V)
     return processor.batch_decode(greedy_ids(student, logits, attention_mask, processor.tokenizer.pad_token_id).cpu())
 
-def evaluate_records(student, processor:Wav2Vec2Processor, records:list, batch_size:int=16, desc:str="evaluating") -> dict:
+def evaluate_records(student, processor:Wav2Vec2Processor, records:list, batch_size:int=16, desc:str="evaluating",
+                     summary=None, # the records' `SkipSummary`: clips that fail to load are counted in it and left out
+                     max_bad_share:float|None=None, # stop when more than this share of the summary's rows is damaged
+                    ) -> dict:
     "CER and WER of `student` on `records` (from `read_split`), greedy decoding, against the normalised transcripts."
-    ds = SpeechDataset(records, processor, frames=conv_frames(student.config))
+    ds = SpeechDataset(records, processor, on_error="drop", frames=conv_frames(student.config), summary=summary,
+                       max_bad_share=max_bad_share)  # a clip that cannot be loaded is left out, never scored twice
     collate = LogMelCollator(processor) if is_whisper(student.config) else Collator(processor)
     loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate)
     refs, hyps = [], []
     for batch in tqdm(loader, desc=desc, unit="batch"):
+        if "texts" not in batch: continue  # every clip of the batch failed (counted in `ds.summary`)
         hyps += greedy_decode(student, processor, batch[student.main_input_name], batch.get("attention_mask"))
         refs += batch["texts"]
     return {"cer": cer(refs, hyps), "wer": wer(refs, hyps), "utterances": len(refs)}
 
 # %% ../nbs/05_train.ipynb #5897d714
-RESUMABLE = ("num_workers", "eval_batch_size", "report_to", "max_nonfinite", "teacher_cache", "frozen_cache", "logging_steps")
+RESUMABLE = ("num_workers", "eval_batch_size", "report_to", "max_nonfinite", "teacher_cache", "frozen_cache", "logging_steps",
+             "max_bad_share")
 
 def training_args(cfg:TrainConfig) -> TrainingArguments:
     "transformers `TrainingArguments` for `cfg`; gradient accumulation is derived from the effective batch."
@@ -528,8 +540,9 @@ def _check_same_run(cfg:TrainConfig, saved:TrainConfig):
                          + "; resume with the saved settings (train_config.json) or start a new output_dir")
 
 def _jsonable(x):
-    "Plain JSON data from dataclasses, paths and counters."
-    if dataclasses.is_dataclass(x): return _jsonable(asdict(x))
+    "Plain JSON data from dataclasses (public fields), paths and counters."
+    # not `asdict`: it rebuilds a Counter field from (key, count) pairs, which counts every reason once
+    if dataclasses.is_dataclass(x): return {f.name: _jsonable(getattr(x, f.name)) for f in dataclasses.fields(x) if not f.name.startswith("_")}
     if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
     if isinstance(x, (str, int, float, bool)) or x is None: return x
@@ -555,7 +568,7 @@ def _fill_frozen(cache:TeacherCache, records:list, summary, batch_size:int=16, p
             for r in batch:
                 try: cache.fill([keys[id(r)]], progress=False)
                 except Exception as e:
-                    bad.add(id(r)); summary.skip("undecodable clip", f"{Path(r.path).name} ({type(e).__name__})")
+                    bad.add(id(r)); summary.drop("undecodable clip", f"{Path(r.path).name} ({type(e).__name__})", key=str(r.path))
     cache.flush()
     return [r for r in records if id(r) not in bad]
 
@@ -564,12 +577,14 @@ def student_data(cfg:TrainConfig, model:DistillL2S, processor:Wav2Vec2Processor,
     student = model.student
     if not cfg.frozen_cache:
         collator = LogMelCollator(processor) if is_whisper(student.config) else Collator(processor)
-        return (*(SpeechDataset(records[s], processor, frames=frames) for s in ("train", "dev")), collator)
+        return (*(SpeechDataset(records[s], processor, frames=frames, summary=skips[s], max_bad_share=cfg.max_bad_share)
+                  for s in ("train", "dev")), collator)  # a clip that fails to load is counted in its split's summary
     folder = Path(cfg.output_dir) / "frozen_cache" if cfg.frozen_cache == "auto" else Path(cfg.frozen_cache)
     with args.main_process_first(desc="frozen layers' states"):
         cache = TeacherCache(FrozenBottom(student.to(args.device), processor), folder)
         for s in ("train", "dev"):
             records[s] = _fill_frozen(cache, records[s], skips[s], progress=args.process_index == 0)
+            skips[s].check(cfg.max_bad_share)
             if not records[s]: raise ValueError(f"{cfg.lang_dir}: no {s} clip could be decoded\n{skips[s]}")
     reader = TeacherCache.open(cache.dir)
     return FrozenStatesDataset(records["train"], processor), FrozenStatesDataset(records["dev"], processor), FrozenStatesCollator(reader)
@@ -597,7 +612,10 @@ def train(cfg:TrainConfig, # the run; see `make_config`
             limits = dict(max_duration=min(cfg.max_duration, longest or cfg.max_duration), max_label_length=cfg.max_label_chars) \
                      if split == "train" else dict(max_duration=longest, max_label_length=None)
             records[split], skips[split] = read_split(cfg.lang_dir, split, mode=cfg.text_mode, frames=frames, **limits)
-        if (out / "vocab.json").exists(): processor = Wav2Vec2Processor.from_pretrained(out)
+        drop_leaks(records, skips)  # a clip in train and in dev or test is trained on nowhere (counted, warned)
+        if main and (report := format_skips(skips)): print(f"{Path(cfg.lang_dir).name}: {report}")
+        for split in skips: skips[split].check(cfg.max_bad_share)
+        if (out / "tokenizer_config.json").exists(): processor = Wav2Vec2Processor.from_pretrained(out)
         else: processor = student_processor(build_vocab((r.text for r in records["train"]), cfg.vocab_coverage),
                                             student_config, save_dir=out if main else None)
         cache = teacher_dim = teacher_id = None
@@ -636,21 +654,26 @@ def train(cfg:TrainConfig, # the run; see `make_config`
         raise
     best = trainer.accelerator.unwrap_model(trainer.model)  # the best checkpoint on dev CER (load_best_model_at_end)
     from accelerate.utils import gather_object
+    for ds in (train_ds, dev_ds):  # clips that failed on any process, counted once in the main process's summaries
+        if isinstance(ds, SpeechDataset):  # (cached frozen states: failures were counted while the cache was filled)
+            ds.note([(path, *why) for failures in gather_object([list(ds.failures.items())]) for path, why in failures])
     digests = gather_object([student_digest(best.student)])
     if len(set(digests)) > 1:
         raise RuntimeError(f"the {len(digests)} processes ended with different weights ({digests}): DDP replicas diverged")
     if main:
         trainer.save_state()  # <output_dir>/trainer_state.json: the whole log, which the training-curve plot reads
         best.save_student(out / "model", processor)
-        scores = {s: evaluate_records(best.student, processor, records[s], cfg.eval_batch_size, desc=f"{s} set")
-                  for s in ("dev", "test")}
+        scores = {s: evaluate_records(best.student, processor, records[s], cfg.eval_batch_size, desc=f"{s} set",
+                                      summary=skips[s], max_bad_share=cfg.max_bad_share) for s in ("dev", "test")}
+        if any(getattr(ds, "failures", None) for ds in (train_ds, dev_ds)) and (report := format_skips(skips)):
+            print(f"{Path(cfg.lang_dir).name}, after training: {report}")
         results = dict(
             language=Path(cfg.lang_dir).name, lam=cfg.lam, teacher=cfg.teacher if cfg.lam > 0 else None,
             teacher_identity=teacher_id, student=cfg.student, steps=trainer.state.global_step,
             best_checkpoint=Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint else None,
-            dev=scores["dev"], test=scores["test"], train_utterances=len(records["train"]),
-            train_hours=sum(r.duration for r in records["train"]) / 3600,
-            skipped={s: _jsonable(v) for s, v in skips.items()},
+            dev=scores["dev"], test=scores["test"], train_utterances=skips["train"].kept,
+            train_hours=sum(r.duration for r in records["train"] if str(r.path) not in getattr(train_ds, "failures", ())) / 3600,
+            skipped={s: v.as_dict() for s, v in skips.items()},
             nonfinite_skipped=trainer.nonfinite_skipped or 0, seed=cfg.seed, world_size=args.world_size,
             weights_digest=digests[0])
         (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

@@ -595,7 +595,8 @@ class LogMelCollator(Collator):
 
     def __call__(self, items: list[dict]) -> dict:
         batch = super().__call__(items)
-        waves = [np.asarray(it["input_values"], dtype=np.float32) for it in items]
+        if "input_values" not in batch: return batch  # every clip failed to load (on_error="drop")
+        waves = [np.asarray(it["input_values"], dtype=np.float32) for it in items if "input_values" in it]
         x = self.extractor(waves, sampling_rate=self.extractor.sampling_rate, return_tensors="pt")
         del batch["input_values"]
         return {**batch, "input_features": x["input_features"], "attention_mask": x["attention_mask"]}

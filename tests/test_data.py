@@ -9,9 +9,9 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from distill_l2s.data import (CV_COLUMNS, Collator, SpeechDataset, length_grouped_sampler, read_split,
+from distill_l2s.data import (CV_COLUMNS, BadDataError, Collator, SpeechDataset, length_grouped_sampler, read_split,
                               write_cv_fixture)
-from distill_l2s.text import build_vocab, cer, make_processor, normalize, wer
+from distill_l2s.text import build_vocab, cer, labels_to_text, make_processor, normalize, wer
 
 # A pool of characters of every category normalize treats differently, from many scripts.
 POOL = ("aZéÉßẞİIıǅŉ ΣσςΛόΆ ёЁ'’ʼ`´·-—_.,;:!?¿¡«»\"()[]|/\\0123456789٣२௫๓ \t\n\u00a0\u202f"
@@ -54,7 +54,7 @@ def test_vocab_and_processor_round_trip_random_text(tmp_path):
     for t in texts:
         ids = tok(t).input_ids
         assert len(ids) == len(t) and tok.unk_token_id not in ids
-        assert tok.decode(ids, group_tokens=False) == t
+        assert labels_to_text(tok, ids) == t
     test_vocab = build_vocab(texts, coverage=0.99)
     assert len(test_vocab) < len(vocab) and list(test_vocab)[:3] == ["[PAD]", "[UNK]", "|"]
 
@@ -159,12 +159,30 @@ def test_broken_clip_in_a_worker_names_the_clip(tmp_path):
     lang_dir = write_cv_fixture(tmp_path, {"train": rows(3) + [dict(sentence="broken", audio="junk")]})
     records, _ = read_split(lang_dir, "train")
     processor = make_processor(build_vocab(r.text for r in records))
-    loader = _loader(SpeechDataset(records, processor), processor, num_workers=2)
-    with pytest.raises(RuntimeError, match=r"common_voice_en_00000004.mp3: cannot decode.*check_audio='decode'"):
+    loader = _loader(SpeechDataset(records, processor, on_error="raise"), processor, num_workers=2)
+    with pytest.raises(RuntimeError, match=r"common_voice_en_00000004.mp3: cannot be decoded as audio"):
         list(loader)
-    batches = list(_loader(SpeechDataset(records, processor, on_error="skip"), processor, num_workers=2))
-    texts = [t for b in batches for t in b["texts"]]
-    assert len(texts) == 4 and "broken" not in texts
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_clips_broken_in_workers_are_counted_once_in_the_main_process(tmp_path, context):
+    "Workers hold copies of the dataset: the failures travel back in the batch and are counted once per clip."
+    lang_dir = write_cv_fixture(tmp_path, {"train": rows(6) + [dict(sentence="broken", audio="junk"),
+                                                               dict(sentence="broken too", audio="junk")]})
+    records, skips = read_split(lang_dir, "train")
+    processor = make_processor(build_vocab(r.text for r in records))
+    ds = SpeechDataset(records, processor, summary=skips, max_bad_share=0.5)
+    loader = _loader(ds, processor, num_workers=2, multiprocessing_context=context)
+    for epoch in range(2):                                   # every clip is met in both epochs, by fresh workers
+        texts = []
+        for b in loader:
+            ds.note(b.get("skipped"))
+            texts += b["texts"]
+        assert len(texts) == 8 and "broken" not in texts and "broken too" not in texts
+    assert sorted(ds.failures) == sorted(str(r.path) for r in records[6:])  # noted here, from the batches
+    assert skips.reasons == {"undecodable clip": 2} and (skips.rows, skips.kept, skips.bad) == (8, 6, 2)
+    ds.max_bad_share = 0.2
+    with pytest.raises(BadDataError, match=r"2 of 8 rows \(25.0%\)"): ds.note([])
 
 
 def test_sampler_without_seed_follows_torch_seed():

@@ -72,7 +72,7 @@ def test_tiny_demo(tmp_path):
     for p in (out / "plots").iterdir(): assert p.read_bytes()[:8] == PNG, p
     for arm in ("baseline", "distill"):  # checkpoints: a plain transformers student and its processor
         model = out / "runs" / "sw" / arm / "model"
-        assert (model / "config.json").is_file() and (model / "model.safetensors").is_file() and (model / "vocab.json").is_file()
+        assert (model / "config.json").is_file() and (model / "model.safetensors").is_file() and (model / "tokenizer.json").is_file()
     assert (out / "runs" / "sw" / "distill" / "model" / "distill_l2s_projection.safetensors").is_file()
     # both students' transcripts side by side
     tr = json.loads((out / "transcripts.json").read_text())["sw"]

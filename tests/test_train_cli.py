@@ -8,6 +8,7 @@ with gloo (both ranks end with the same weights, also when one rank sees a non-f
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,7 +86,7 @@ def test_help_and_bad_arguments(work):
                     (dict(teacher=str(work["dir"] / "empty-teacher")), "empty-teacher' does not load"),
                     (dict(student=str(work["dir"] / "empty-teacher")), "student"),
                     (dict(set=["batch_size=3"]), "not a multiple of per_device_batch_size")]:
-        kw = {"preset": "tiny", "teacher": str(work["teacher"]), **kw}  # a hub name would wait for the network
+        kw = {"preset": "tiny", "teacher": str(work["teacher"]), **kw}  # local: hub names are in test_hub_names_fail_fast_offline
         with pytest.raises(CliError, match=msg): train_cli(str(work["lang"]), str(work["dir"] / "r0"), **kw)
     with pytest.raises(CliError, match="no such audio file"): transcribe_cli(str(work["dir"]), str(work["dir"] / "nothing.wav"))
 
@@ -109,7 +110,7 @@ def test_distill_eval_transcribe(work):
     assert max(h.get("step", 0) for h in full) == 8 and any("eval_cer" in h for h in full)
     assert (out / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
     # the final model is a plain transformers checkpoint
-    assert (out / "model" / "config.json").is_file() and (out / "model" / "vocab.json").is_file()
+    assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
     r = run(work, "distill-l2s-eval", out / "model", work["lang"], "--split", "test", "--output", out / "test.json")
     ev = json.loads((out / "test.json").read_text())
     assert (ev["cer"], ev["wer"]) == (res["test"]["cer"], res["test"]["wer"]) and "CER" in r.stdout
@@ -280,6 +281,120 @@ def test_precomputed_teacher_features(work):
         train(_tiny_cfg(work, work["dir"] / "pre_bad", lam=0.5, teacher_features=str(partial.dir)))
     with pytest.raises(ValueError, match="not a teacher-cache folder"):
         train(_tiny_cfg(work, work["dir"] / "pre_bad2", lam=0.5, teacher_features=str(work["dir"] / "partial")))
+
+
+def damaged_release(root, good=8):
+    "A Common Voice-style folder with several rows per kind of damage, a duplicate and a train/dev leak."
+    from distill_l2s.data import write_cv_fixture
+    s = sentences()
+    train = [dict(sentence=s[i % 8], duration=1.0 + 0.05 * i, path=f"good{i}.mp3") for i in range(good)]
+    train += [dict(sentence="Not audio at all.", audio="junk", path="junk1.mp3"), dict(sentence="Noise.", audio="junk", path="junk2.mp3"),
+              dict(sentence="Gone.", audio="missing"), dict(sentence="Gone too.", audio="missing"),
+              dict(sentence="Empty.", audio="empty"), dict(sentence="Empty too.", audio="empty"),
+              dict(sentence=s[0], path="good0.mp3"), dict(sentence=s[1], path="good1.mp3"),  # listed twice
+              dict(sentence=s[8], path="dev0.mp3")]                                             # also in dev
+    dev = [dict(sentence=s[8 + i], duration=1.2, path=f"dev{i}.mp3") for i in range(2)] + [
+           dict(sentence=s[10], duration=1.2, path="dev2.mp3"), dict(sentence="Broken.", audio="junk", path="junk3.mp3")]
+    test = [dict(sentence=t, duration=1.1) for t in s[10:12]] + [dict(sentence="Lost.", audio="missing"), dict(sentence="Lost too.", audio="missing")]
+    return write_cv_fixture(root, {"train": train, "dev": dev, "test": test}, lang="en")
+
+
+def reported(text):
+    "The (split, rows, reason) lines of a printed skip report, each with its example."
+    return {(split, int(n), reason.strip()) for split, n, reason in
+            re.findall(r"^ +(\w+) +(\d+)  (.+?) +e\.g\. \S", text, re.M)}
+
+
+def test_damaged_release(work):
+    "Broken clips met by DataLoader workers are counted once each, exactly per split and reason, and the run goes on."
+    lang = damaged_release(work["dir"] / "damaged")
+    out = work["dir"] / "damaged_run"
+    r = run(work, "distill-l2s-train", lang, out, "--preset", "tiny", "--lam", "0",
+            "--set", "num_workers=2", "max_steps=10", "eval_steps=5", "max_bad_share=0.5")
+    res = json.loads((out / "results.json").read_text())
+    sk = {s: res["skipped"][s] for s in ("train", "dev", "test")}
+    assert sk["train"]["reasons"] == {"missing clip": 2, "empty clip": 2, "duplicate clip": 2, "also in dev": 1,
+                                      "undecodable clip": 2}, sk["train"]
+    assert (sk["train"]["rows"], sk["train"]["kept"], sk["train"]["bad"]) == (17, 8, 6)
+    assert sk["dev"]["reasons"] == {"undecodable clip": 1} and (sk["dev"]["rows"], sk["dev"]["kept"]) == (4, 3)
+    assert sk["test"]["reasons"] == {"missing clip": 2} and (sk["test"]["rows"], sk["test"]["kept"]) == (4, 2)
+    assert (res["train_utterances"], res["dev"]["utterances"], res["test"]["utterances"]) == (8, 3, 2)
+    assert set(sk["train"]["examples"]["undecodable clip"]) == {"junk1.mp3", "junk2.mp3"}
+    # visible while it runs: per split and reason with an example at the start, a warning per broken clip, no mpg123 noise
+    start, after = r.stdout.split("after training")
+    assert reported(start) == {("train", 2, "missing clip"), ("train", 2, "empty clip"), ("train", 2, "duplicate clip"),
+                               ("train", 1, "also in dev"), ("test", 2, "missing clip")}, start
+    assert "train           2  missing clip                 e.g. line 12: common_voice_en_00000011.mp3" in start, start
+    assert {("train", 2, "undecodable clip"), ("dev", 1, "undecodable clip")} <= reported(after), after
+    assert r.stderr.count("junk1.mp3: cannot be decoded as audio") == 1, r.stderr[-3000:]
+    assert "Illegal Audio-MPEG-Header" not in r.stderr and "Note:" not in r.stderr
+    # the eval command says the same about the split it scores, and writes the same exact counts
+    r = run(work, "distill-l2s-eval", out / "model", lang, "--split", "dev", "--output", out / "dev.json", "--max-bad-share", "0.5")
+    ev = json.loads((out / "dev.json").read_text())
+    assert ev["skipped"]["reasons"] == {"undecodable clip": 1} and ev["utterances"] == 3 and (ev["cer"], ev["wer"]) == (res["dev"]["cer"], res["dev"]["wer"])
+    assert reported(r.stdout) == {("dev", 1, "undecodable clip")} and "Illegal Audio-MPEG-Header" not in r.stderr
+    # with the default share (5%) the same release stops before training, with a message and no traceback
+    r = run(work, "distill-l2s-train", lang, work["dir"] / "damaged_default", "--preset", "tiny", "--lam", "0", check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "train.tsv: 4 of 17 rows (23.5%) are damaged, more than max_bad_share=0.05" in r.stderr, r.stderr[-3000:]
+
+
+def test_one_broken_clip_with_the_default_share(work):
+    "One clip in 21 that is not audio: the default run counts it and finishes; a stricter share stops at the clip."
+    from distill_l2s.data import BadDataError, write_cv_fixture
+    from distill_l2s.train import make_config, train
+    s = sentences()
+    rows = {"train": [dict(sentence=s[i % 8], duration=1.0) for i in range(20)] + [dict(sentence="Not audio.", audio="junk")],
+            "dev": [dict(sentence=t, duration=1.2) for t in s[8:10]], "test": [dict(sentence=t, duration=1.1) for t in s[10:12]]}
+    lang = write_cv_fixture(work["dir"] / "one_junk", rows, lang="en")
+    cfg = lambda out, **kw: make_config("tiny", dict(max_steps=11, **kw), lang_dir=str(lang), output_dir=str(out), lam=0.0)
+    with pytest.warns(UserWarning, match="common_voice_en_00000021.mp3: cannot be decoded as audio"):
+        res = train(cfg(work["dir"] / "one_junk_run"))          # 11 steps of 2: every training clip is met
+    assert res["steps"] == 11 and res["skipped"]["train"]["reasons"] == {"undecodable clip": 1}
+    assert res["train_utterances"] == 20
+    with pytest.raises(BadDataError, match=r"1 of 21 rows \(4.8%\) are damaged, more than max_bad_share=0.04"):
+        train(cfg(work["dir"] / "one_junk_strict", max_bad_share=0.04))
+
+
+def test_hub_names_fail_fast_offline(work):
+    "Hub names with no hub: the clear error comes without huggingface_hub's minute of retries."
+    env = {k: v for k, v in ENV.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    for extra in ({"HF_ENDPOINT": "http://127.0.0.1:9"}, {"HF_HUB_OFFLINE": "1"}):  # nothing listens there; offline mode
+        r = subprocess.run([sys.executable, str(work["bins"] / "distill-l2s-train"), str(work["lang"]), str(work["dir"] / "hub"),
+                            "--student", "facebook/wav2vec2-large-xlsr-53", "--teacher", "microsoft/infoxlm-base"],
+                           env={**env, **extra}, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+        for part in ("cannot start the run", "student 'facebook/wav2vec2-large-xlsr-53' does not load",
+                     "teacher 'microsoft/infoxlm-base' does not load"):
+            assert part in r.stderr, (part, r.stderr[-3000:])
+        assert "Retrying" not in r.stderr, r.stderr[-3000:]
+
+
+def test_transcripts_have_single_spaces(work):
+    "A saved student whose greedy path holds `| [PAD] |` transcribes with one space per word break."
+    import itertools
+    import torch
+    from distill_l2s.cli import transcribe_cli
+    from distill_l2s.data import load_audio
+    from distill_l2s.train import load_student
+    src = work["dir"] / "kd" / "model"
+    assert src.is_dir(), "runs after test_distill_eval_transcribe"
+    student, proc = load_student(src)
+    vocab = proc.tokenizer.get_vocab()
+    clips = sorted((work["lang"] / "clips").glob("*.mp3"))[:4]
+    inputs = [proc(load_audio(c), sampling_rate=16000, return_tensors="pt") for c in clips]
+    keep = [vocab[t] for t in ("|", "[PAD]", "a", "t")]  # only these compete, each about as likely as the others
+    with torch.no_grad():
+        mean = torch.cat([student(**x).logits[0] for x in inputs]).mean(0)
+        student.lm_head.bias -= 1e3
+        student.lm_head.bias[keep] += 1e3 - mean[keep]
+    student.save_pretrained(work["dir"] / "spaces"); proc.save_pretrained(work["dir"] / "spaces")
+    texts = transcribe_cli(str(work["dir"] / "spaces"), *map(str, clips))
+    with torch.no_grad(): paths = [proc.tokenizer.convert_ids_to_tokens(student(**x).logits.argmax(-1)[0].tolist()) for x in inputs]
+    assert any(("|", "[PAD]", "|") in set(zip(p, p[1:], p[2:])) for p in paths)  # a double space before the fix
+    for t, p in zip(texts, paths):
+        merged = "".join(k for k, _ in itertools.groupby(p) if k != "[PAD]")
+        assert t == " ".join(merged.replace("|", " ").split()), (t, merged)
 
 
 def test_forced_segmentation(work):
