@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 # %% auto #0
-__all__ = ['shrink', 'interpolate', 'Projection', 'distill_loss']
+__all__ = ['shrink', 'interpolate', 'Projection', 'distill_loss', 'HostReads', 'forced_align', 'token_means']
 
 # %% ../nbs/00_align.ipynb #5c380808
 def _check_seq(x, name: str) -> tuple[int, int, int]:
@@ -59,6 +61,46 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 # %% ../nbs/00_align.ipynb #e06104c1
+def _shrink_rows(
+    logits: Tensor,  # (B, T, V) CTC logits
+    lengths: Tensor,  # (B,) long: valid frames per utterance, each in 1..T (not checked)
+    dropped: Iterable[int],  # the blank id and the ignored ids
+) -> tuple[Tensor, Tensor, Tensor]:  # (B, T) each frame's row (-1: padding), (B,) rows per utterance, (B,) fell back
+    "Unchecked core of `shrink`, first half: which row of the output every frame's features go to."
+    T = logits.shape[1]
+    frame = torch.arange(T, device=logits.device)                 # (T,)
+    valid = frame < lengths[:, None]                              # (B, T)
+    labels = logits.detach().argmax(-1)                           # (B, T)
+    kept = valid.clone()
+    for i in dropped: kept &= labels != i
+    starts = torch.ones_like(kept)
+    starts[:, 1:] = labels[:, 1:] != labels[:, :-1]               # a frame whose label differs from the one before
+    starts &= kept                                                # first frame of every kept run
+    runs = starts.cumsum(1)                                       # (B, T) kept runs begun up to frame t
+    fallback = runs[:, -1] <= 1                                   # (B,) keep every valid frame instead
+    n = torch.where(fallback, lengths, runs[:, -1])               # (B,)
+    # Row 2j+1 takes kept run j (frame j when falling back); the even rows between take the dropped frames
+    row = torch.where(fallback[:, None], 2 * frame + 1, 2 * runs - kept.long())
+    return row.masked_fill(~valid, -1), n, fallback
+
+def _shrink_means(
+    feats: Tensor,  # (B, T, D) student features
+    row: Tensor,  # (B, T) from `_shrink_rows`
+    width: int,  # rows of the output: at least the largest row count, e.g. T, which needs no host read
+) -> Tensor:  # (B, width, D) run means, zero past each utterance's rows
+    "Unchecked core of `shrink`, second half: the mean of every row's frames."
+    B, T, D = feats.shape
+    # Utterance b owns rows b*(2W+1) ... b*(2W+1) + 2W of a buffer: the odd rows are the output, the even rows collect
+    # the dropped frames and the last one the padding. The row index never decreases along the batch's frames, and
+    # scatter_add_ with a row index expanded over D (backward: the matching gather) takes PyTorch's fast CPU path for
+    # this pattern.
+    row = (torch.where(row < 0, 2 * width, row) + torch.arange(B, device=feats.device)[:, None] * (2 * width + 1)).flatten()
+    acc = _acc_dtype(feats.dtype)
+    sums = feats.new_zeros(B * (2 * width + 1), D, dtype=acc).scatter_add_(0, row[:, None].expand(B * T, D), feats.reshape(B * T, D).to(acc))
+    counts = feats.new_zeros(B * (2 * width + 1), dtype=acc).index_add_(0, row, feats.new_ones(B * T, dtype=acc))
+    means = sums.view(B, 2 * width + 1, D)[:, 1::2] / counts.view(B, 2 * width + 1, 1)[:, 1::2].clamp(min=1)  # empty rows stay 0
+    return means.to(feats.dtype)                                  # (B, T, D) -> (B, width, D)
+
 def shrink(
     feats: Tensor,  # (B, T, D) student features
     logits: Tensor,  # (B, T, V) CTC logits of the same frames
@@ -71,38 +113,44 @@ def shrink(
     if not isinstance(logits, Tensor) or logits.ndim != 3 or tuple(logits.shape[:2]) != (B, T):
         raise ValueError(f"logits must have shape ({B}, {T}, V) to match feats {(B, T, D)}, got {tuple(getattr(logits, 'shape', ()))}")
     if logits.device != feats.device: raise ValueError(f"logits are on {logits.device} but feats on {feats.device}")
-    V = logits.shape[-1]
-    dropped = _check_ids((blank_id, *ignore_ids), V)
+    dropped = _check_ids((blank_id, *ignore_ids), logits.shape[-1])
     lengths = _check_lengths(lengths, "lengths", B, feats.device)
-
-    frame = torch.arange(T, device=feats.device)                  # (T,)
-    valid = frame < lengths[:, None]                              # (B, T)
-    labels = logits.detach().argmax(-1)                           # (B, T)
-    kept = valid.clone()
-    for i in dropped: kept &= labels != i
-    starts = torch.ones_like(kept)
-    starts[:, 1:] = labels[:, 1:] != labels[:, :-1]               # a frame whose label differs from the one before
-    starts &= kept                                                # first frame of every kept run
-    runs = starts.cumsum(1)                                       # (B, T) kept runs begun up to frame t
-    fallback = runs[:, -1] <= 1                                   # (B,) keep every valid frame instead
-    n = torch.where(fallback, lengths, runs[:, -1])               # (B,)
+    row, n, _ = _shrink_rows(logits, lengths, dropped)
     N, lo, hi = _on_host(n.max(), lengths.min(), lengths.max())   # the one host read
     _check_range(lo, hi, "lengths", T, "the frames in feats")
-
-    # Utterance b owns rows b*(2N+1) ... b*(2N+1) + 2N of a buffer: row 2j+1 sums kept run j (frame j when falling
-    # back), the even rows between collect the dropped frames and the last one the padding. The row index never
-    # decreases along the batch's frames, and scatter_add_ with a row index expanded over D (backward: the matching
-    # gather) takes PyTorch's fast CPU path for this pattern.
-    row = torch.where(fallback[:, None], 2 * frame + 1, 2 * runs - kept.long())
-    row = (torch.where(valid, row, 2 * N) + torch.arange(B, device=feats.device)[:, None] * (2 * N + 1)).flatten()  # (B*T,)
-    acc = _acc_dtype(feats.dtype)
-    sums = feats.new_zeros(B * (2 * N + 1), D, dtype=acc).scatter_add_(0, row[:, None].expand(B * T, D), feats.reshape(B * T, D).to(acc))
-    counts = feats.new_zeros(B * (2 * N + 1), dtype=acc).index_add_(0, row, feats.new_ones(B * T, dtype=acc))
-    means = sums.view(B, 2 * N + 1, D)[:, 1::2] / counts.view(B, 2 * N + 1, 1)[:, 1::2].clamp(min=1)  # empty rows stay 0
-    return means.to(feats.dtype), n                               # (B, T, D) -> (B, N, D)
+    return _shrink_means(feats, row, N), n                        # (B, T, D) -> (B, N, D)
 
 # %% ../nbs/00_align.ipynb #ac50dfc8
 _MODES = ("nearest", "linear")
+
+def _interpolate(
+    seq: Tensor,  # (B, L, D) sequences
+    lengths: Tensor,  # (B,) long: valid positions, each in 1..L (not checked)
+    target_lengths: Tensor,  # (B,) long: each in 1..width (not checked)
+    mode: str,  # "nearest" or "linear"
+    width: int,  # positions of the output
+) -> Tensor:  # (B, width, D), zero past each target length
+    "Unchecked core of `interpolate`: no argument checks, no host read."
+    B, L, D = seq.shape
+    M = width
+    src, dst, last = lengths[:, None], target_lengths[:, None], lengths[:, None] - 1  # (B, 1)
+    flat, offset = seq.reshape(B * L, D), torch.arange(B, device=seq.device)[:, None] * L
+    take = lambda i: flat.index_select(0, (i + offset).flatten()).view(B, M, D)          # rows i[b, m] of utterance b
+    if mode == "nearest":
+        # as F.interpolate: scale and product in float32; for float64 input on the CPU in float64, rounded to float32
+        op = torch.float64 if seq.dtype == torch.float64 and seq.device.type == "cpu" else torch.float32
+        pos = torch.arange(M, device=seq.device, dtype=op) * (src.to(op) / dst.to(op))        # (B, M)
+        out = take(pos.float().floor().long().minimum(last))
+    else:
+        op = torch.float64 if seq.dtype == torch.float64 else torch.float32
+        scale = torch.where(dst > 1, (src - 1).to(op) / (dst - 1).clamp(min=1).to(op), 0)     # (B, 1)
+        pos = torch.arange(M, device=seq.device, dtype=op) * scale                            # (B, M)
+        i0 = pos.float().floor().long().minimum(last)
+        w1 = (pos - i0).clamp(0, 1)[..., None]                                                 # (B, M, 1)
+        i1 = i0 + (i0 < last).long()
+        out = ((1 - w1) * take(i0).to(op) + w1 * take(i1).to(op)).to(seq.dtype)
+    outside = torch.arange(M, device=seq.device) >= dst                                        # (B, M)
+    return out.masked_fill_(outside[..., None], 0)                                             # (B, L, D) -> (B, M, D)
 
 def interpolate(
     seq: Tensor,  # (B, L, D) sequences, e.g. teacher features
@@ -122,25 +170,7 @@ def interpolate(
     if width is not None:  # e.g. the width of the predictions it is compared with, which may hold padding past every length
         if width < M: raise ValueError(f"width={width} is less than the longest target length {M}")
         M = width
-
-    src, dst, last = lengths[:, None], target_lengths[:, None], lengths[:, None] - 1  # (B, 1)
-    flat, offset = seq.reshape(B * L, D), torch.arange(B, device=seq.device)[:, None] * L
-    take = lambda i: flat.index_select(0, (i + offset).flatten()).view(B, M, D)          # rows i[b, m] of utterance b
-    if mode == "nearest":
-        # as F.interpolate: scale and product in float32; for float64 input on the CPU in float64, rounded to float32
-        op = torch.float64 if seq.dtype == torch.float64 and seq.device.type == "cpu" else torch.float32
-        pos = torch.arange(M, device=seq.device, dtype=op) * (src.to(op) / dst.to(op))        # (B, M)
-        out = take(pos.float().floor().long().minimum(last))
-    else:
-        op = torch.float64 if seq.dtype == torch.float64 else torch.float32
-        scale = torch.where(dst > 1, (src - 1).to(op) / (dst - 1).clamp(min=1).to(op), 0)     # (B, 1)
-        pos = torch.arange(M, device=seq.device, dtype=op) * scale                            # (B, M)
-        i0 = pos.float().floor().long().minimum(last)
-        w1 = (pos - i0).clamp(0, 1)[..., None]                                                 # (B, M, 1)
-        i1 = i0 + (i0 < last).long()
-        out = ((1 - w1) * take(i0).to(op) + w1 * take(i1).to(op)).to(seq.dtype)
-    outside = torch.arange(M, device=seq.device) >= dst                                        # (B, M)
-    return out.masked_fill_(outside[..., None], 0)                                             # (B, L, D) -> (B, M, D)
+    return _interpolate(seq, lengths, target_lengths, mode, M)
 
 # %% ../nbs/00_align.ipynb #79c6a7f1
 class Projection(nn.Module):
@@ -172,6 +202,21 @@ class Projection(nn.Module):
 # %% ../nbs/00_align.ipynb #b82b8b6d
 _KINDS = ("mse", "cosine", "l1")
 
+def _distill_loss(
+    pred: Tensor,  # (B, N, D) projected student vectors
+    target: Tensor,  # (B, N, D) teacher vectors
+    lengths: Tensor,  # (B,) long: valid positions, each in 1..N (not checked)
+    kind: str,  # "mse", "cosine" or "l1"
+) -> Tensor:  # scalar
+    "Unchecked core of `distill_loss`: no argument checks, no host read."
+    N, D = pred.shape[1:]
+    acc = _acc_dtype(torch.promote_types(pred.dtype, target.dtype))
+    pred, target = pred.to(acc), target.to(acc)
+    if kind == "cosine": per_pos, width = 1 - F.cosine_similarity(pred, target, dim=-1), 1    # (B, N, D) -> (B, N)
+    else: per_pos, width = (F.mse_loss if kind == "mse" else F.l1_loss)(pred, target, reduction="none").sum(-1), D
+    valid = torch.arange(N, device=pred.device) < lengths[:, None]                             # (B, N)
+    return (per_pos.masked_fill(~valid, 0).sum(1) / (lengths * width)).mean()                  # (B,) -> ()
+
 def distill_loss(
     pred: Tensor,  # (B, N, D) projected student vectors
     target: Tensor,  # (B, N, D) teacher vectors at the same positions
@@ -187,13 +232,60 @@ def distill_loss(
     lengths = _check_lengths(lengths, "lengths", B, pred.device)
     lo, hi = _on_host(lengths.min(), lengths.max())
     _check_range(lo, hi, "lengths", N, "the positions in pred")
+    return _distill_loss(pred, target, lengths, kind)
 
-    acc = _acc_dtype(torch.promote_types(pred.dtype, target.dtype))
-    pred, target = pred.to(acc), target.to(acc)
-    if kind == "cosine": per_pos, width = 1 - F.cosine_similarity(pred, target, dim=-1), 1    # (B, N, D) -> (B, N)
-    else: per_pos, width = (F.mse_loss if kind == "mse" else F.l1_loss)(pred, target, reduction="none").sum(-1), D
-    valid = torch.arange(N, device=pred.device) < lengths[:, None]                             # (B, N)
-    return (per_pos.masked_fill(~valid, 0).sum(1) / (lengths * width)).mean()                  # (B,) -> ()
+# %% ../nbs/00_align.ipynb #014d0a59
+_READ_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "equal", "is_nonzero", "_unique2", "unique_dim",
+             "unique_consecutive", "bincount", "_ctc_loss"}  # aten ops that need tensor values on the host
+_READ_METHODS = ("tolist", "numpy")  # Tensor methods that hand values out of torch without a dispatched op (`__array__` calls numpy)
+
+def _reads_values(name: str, args: tuple, kwargs: dict) -> bool:
+    "Whether the aten op `name` on these arguments needs tensor values on the host (on a GPU: waits for the device)."
+    on_device = lambda t: isinstance(t, Tensor) and t.device.type not in ("cpu", "meta")
+    if name in _READ_OPS: return True
+    if name in ("index", "index_put", "index_put_"):  # boolean-mask indexing: the output size depends on the mask
+        return any(isinstance(i, Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else None) or ())
+    if name == "repeat_interleave": return len(args) == 1 and kwargs.get("output_size") is None  # repeats as a tensor
+    if name == "_to_copy": return on_device(args[0]) and str(kwargs.get("device", "")).startswith("cpu")
+    if name == "copy_": return on_device(args[1]) and not on_device(args[0])
+    return False
+
+class HostReads(TorchDispatchMode):
+    "Context manager that records every read of tensor values on the host (on a GPU, a wait for the device) and the line asking."
+    def __init__(self):
+        super().__init__()
+        self.reads: list[tuple[str, str]] = []  # (operation, "file:line" of the innermost caller outside torch)
+
+    def _note(self, what: str):
+        f, here = sys._getframe(1), HostReads._note.__code__.co_filename
+        while f is not None and ((f.f_code.co_filename == here and f.f_code.co_name in ("__torch_dispatch__", "method"))
+                                 or f.f_globals.get("__name__", "").startswith("torch")): f = f.f_back
+        self.reads.append((what, f"{f.f_code.co_filename}:{f.f_lineno}" if f is not None else "?"))
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if _reads_values(func.overloadpacket.__name__, args, kwargs): self._note(func.overloadpacket.__name__)
+        return func(*args, **kwargs)
+
+    def __enter__(self):
+        self._saved = {m: Tensor.__dict__.get(m) for m in _READ_METHODS}  # None: inherited from torch._C.TensorBase
+        def counted(m, orig):
+            def method(t, *a, **k):
+                self._note(m)
+                return orig(t, *a, **k)
+            return method
+        for m in _READ_METHODS: setattr(Tensor, m, counted(m, getattr(Tensor, m)))
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        for m, orig in self._saved.items():
+            if orig is None: delattr(Tensor, m)
+            else: setattr(Tensor, m, orig)
+        return super().__exit__(*exc)
+
+    def count(self, where: str = "") -> int:
+        "The number of reads whose caller's file name contains `where` (all of them by default)."
+        return sum(where in line for _, line in self.reads)
 
 # %% ../nbs/00_align.ipynb #f6d39e38
 def _ref_shrink(feats: Tensor, logits: Tensor, lengths: Tensor, blank_id: int, ignore_ids=()) -> list[Tensor]:
@@ -217,3 +309,136 @@ def _ref_distill_loss(preds: list[Tensor], targets: list[Tensor], kind: str = "m
         if kind == "cosine": return (1 - F.cosine_similarity(p, t, dim=-1)).mean()
         return F.mse_loss(p, t) if kind == "mse" else F.l1_loss(p, t)
     return torch.stack([one(p.to(_acc_dtype(p.dtype)), t.to(_acc_dtype(t.dtype))) for p, t in zip(preds, targets)]).mean()
+
+# %% ../nbs/00_align.ipynb #forced-a01
+@torch.no_grad()
+def _forced_align(
+    logits: Tensor,  # (B, T, V) CTC logits (or log-probabilities)
+    lengths: Tensor,  # (B,) long: valid frames, each in 1..T (not checked)
+    labels: Tensor,  # (B, U) long: label ids, padded at the end with negative ids; no blank id (not checked)
+    blank_id: int,  # id of the CTC blank
+) -> tuple[Tensor, Tensor]:  # (B, T) label index per frame (-1: blank, padding, not aligned), (B,) aligned
+    "Unchecked core of `forced_align`: no argument checks, no host read."
+    B, T, V = logits.shape
+    S, dev, NEG = 2 * labels.shape[1] + 1, logits.device, float("-inf")
+    acc = _acc_dtype(logits.dtype)
+    n_labels = (labels >= 0).sum(1)                                            # (B,)
+    ext = torch.full((B, S), blank_id, device=dev, dtype=torch.long)           # blank, l1, blank, l2, ..., blank
+    ext[:, 1::2] = labels.clamp(min=0)
+    # score[t, b, 2 + s]: the best path that is in state s at frame t. Columns 0 and 1 are no state (-inf), so that
+    # the state before and the state two before are plain slices of the same tensor.
+    score = torch.empty(T, B, S + 2, device=dev, dtype=acc)
+    score[:, :, :2] = NEG
+    score[:, :, 2:] = logits.detach().to(acc).gather(2, ext[:, None, :].expand(B, T, S)).transpose(0, 1)  # emissions
+    score[0, :, 4:] = NEG                                                      # a path starts in the blank or label 1
+    skip = torch.full((B, S), NEG, device=dev, dtype=acc)                      # 0 where a path may come from s - 2:
+    skip[:, 3::2] = torch.where(ext[:, 3::2] != ext[:, 1:-2:2], 0.0, NEG)      # a label that differs from the one before
+    stay, step, jump = score[:, :, 2:], score[:, :, 1:-1], score[:, :, :-2]   # (T, B, S) views: state s, s - 1, s - 2
+    best = torch.empty(B, S, device=dev, dtype=acc)
+    for t in range(1, T):                                                      # the loop over time; batch and states vectorised
+        torch.maximum(stay[t - 1], step[t - 1], out=best)
+        torch.maximum(best, jump[t - 1] + skip, out=best)
+        stay[t] += best
+    valid = torch.arange(T, device=dev)[:, None] < lengths                     # (T, B)
+    # back[t - 1, b, s]: how many states back the best path into state s at frame t came from (0, 1 or 2; ties prefer
+    # fewer), for all frames at once; 0 past each utterance's last frame, so the walk back waits there
+    back = (step[:-1] > stay[:-1]).to(torch.uint8)
+    back = torch.where(jump[:-1] + skip > torch.maximum(stay[:-1], step[:-1]), 2, back).masked_fill_(~valid[1:, :, None], 0)
+    final = stay.gather(0, (lengths - 1)[None, :, None].expand(1, B, S))[0]   # (B, S) at each utterance's last frame
+    ends = torch.stack([2 * n_labels, 2 * n_labels - 1], 1).clamp(min=0)       # the final blank and the last label
+    end_score = final.gather(1, ends)
+    aligned = end_score.max(1).values.isfinite() & (n_labels > 0)
+    states = torch.empty(T, B, device=dev, dtype=torch.long)
+    states[T - 1] = torch.where(end_score[:, 0] >= end_score[:, 1], ends[:, 0], ends[:, 1])
+    for t in range(T - 1, 0, -1):                                              # walk back along the best path
+        torch.sub(states[t], back[t - 1].gather(1, states[t][:, None])[:, 0], out=states[t - 1])
+    s = states.T                                                               # (B, T) state per frame
+    return torch.where((s % 2 == 1) & valid.T & aligned[:, None], s.div(2, rounding_mode="floor"), -1), aligned
+
+def forced_align(
+    logits: Tensor,  # (B, T, V) CTC logits (or log-probabilities) of the student's frames
+    lengths: Tensor,  # (B,) valid frames per utterance, each in 1..T
+    labels: Tensor,  # (B, U) reference label ids, padded at the end with negative ids (e.g. -100)
+    blank_id: int,  # id of the CTC blank, which `labels` must not contain
+) -> tuple[Tensor, Tensor]:  # (B, T) label index per frame, -1 for blank frames, padding and unaligned utterances; (B,) aligned
+    "The most plausible CTC path of each utterance's reference labels (Viterbi): the label index of every frame."
+    B, T, V = _check_seq(logits, "logits")
+    if not isinstance(labels, Tensor) or labels.ndim != 2 or labels.shape[0] != B:
+        raise ValueError(f"labels must have shape ({B}, U), one row per utterance, got {tuple(getattr(labels, 'shape', ()))}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must hold integer ids, got {labels.dtype}")
+    blank_id, = _check_ids((blank_id,), V)
+    lengths = _check_lengths(lengths, "lengths", B, logits.device)
+    labels = labels.to(logits.device).long()
+    gap = ((labels[:, 1:] >= 0) & (labels[:, :-1] < 0)).any() if labels.shape[1] > 1 else torch.tensor(False, device=logits.device)
+    lo, hi, top, blank, gap = _on_host(lengths.min(), lengths.max(), labels.max() if labels.numel() else torch.tensor(-1, device=logits.device),
+                                       (labels == blank_id).any(), gap)
+    _check_range(lo, hi, "lengths", T, "the frames in logits")
+    if top >= V: raise ValueError(f"labels hold id {top}, outside the logits' vocabulary 0..{V - 1}")
+    if blank: raise ValueError(f"labels contain the blank id {blank_id}: reference labels never do")
+    if gap: raise ValueError("labels must be padded at the end only: a row has a label after a negative (padding) id")
+    return _forced_align(logits, lengths, labels, blank_id)
+
+# %% ../nbs/00_align.ipynb #forced-a13
+def _token_means(
+    feats: Tensor,  # (B, T, D) student features
+    lengths: Tensor,  # (B,) long: valid frames, each in 1..T (not checked)
+    segments: Tensor,  # (B, T) long: label index of every frame, -1 for none (from `forced_align`)
+    aligned: Tensor,  # (B,) bool: whether the utterance was aligned (from `forced_align`)
+    label_tokens: Tensor,  # (B, U) long: teacher token of every label, -1 for none and for padding; each < teacher_lengths
+    teacher: Tensor,  # (B, L, D_t) teacher features
+    teacher_lengths: Tensor,  # (B,) long: teacher tokens per utterance, each in 1..L (not checked)
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # (B, L, D) means, (B, L, D_t) teacher rows, (B,) rows used, (B,) fell back
+    "Unchecked core of `token_means`: no argument checks, no host read."
+    B, T, D = feats.shape
+    L, dev = teacher.shape[1], feats.device
+    frame = torch.arange(T, device=dev)
+    forced = aligned & (label_tokens >= 0).any(1)                               # (B,) forced segments exist
+    token = label_tokens.gather(1, segments.clamp(min=0)).masked_fill(segments < 0, -1)  # (B, T) token of every frame
+    even = (frame * teacher_lengths[:, None]).div(lengths[:, None], rounding_mode="floor")  # fallback: an even split
+    token = torch.where(forced[:, None], token, even.masked_fill(frame >= lengths[:, None], -1))
+    # utterance b owns rows b*(L+1) ... b*(L+1) + L of a buffer: row b*(L+1) + k sums token k, the last one the rest
+    row = (token.masked_fill(token < 0, L) + torch.arange(B, device=dev)[:, None] * (L + 1)).flatten()  # (B*T,)
+    acc = _acc_dtype(feats.dtype)
+    sums = feats.new_zeros(B * (L + 1), D, dtype=acc).index_add_(0, row, feats.reshape(B * T, D).to(acc))
+    counts = feats.new_zeros(B * (L + 1), dtype=acc).index_add_(0, row, feats.new_ones(B * T, dtype=acc))
+    sums, counts = sums.view(B, L + 1, D)[:, :L], counts.view(B, L + 1)[:, :L]
+    kept = counts > 0                                                           # (B, L) tokens with frames
+    order = torch.sort((~kept).to(torch.uint8), dim=1, stable=True).indices    # kept tokens first, in their order
+    means = (sums / counts.clamp(min=1)[..., None]).gather(1, order[..., None].expand(B, L, D))  # rows past n stay 0
+    n = kept.sum(1)
+    target = teacher.gather(1, order[..., None].expand(B, L, teacher.shape[2]))
+    target = target.masked_fill((torch.arange(L, device=dev) >= n[:, None])[..., None], 0)
+    return means.to(feats.dtype), target, n, ~forced                            # (B, T, D) -> (B, L, D)
+
+def token_means(
+    feats: Tensor,  # (B, T, D) student features
+    lengths: Tensor,  # (B,) valid frames per utterance, each in 1..T
+    segments: Tensor,  # (B, T) label index of every frame, -1 for none, as `forced_align` returns it
+    aligned: Tensor,  # (B,) whether each utterance was aligned, as `forced_align` returns it
+    label_tokens: Tensor,  # (B, U) teacher token index of every label, -1 for none (and padding)
+    teacher: Tensor,  # (B, L, D_t) teacher features
+    teacher_lengths: Tensor,  # (B,) teacher tokens per utterance, each in 1..L
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # (B, L, D) means, (B, L, D_t) teacher rows, (B,) rows used, (B,) fell back
+    "Mean of the student frames of every teacher token's characters, beside that token's features; tokens without frames left out."
+    B, T, D = _check_seq(feats, "feats")
+    _, L, _ = _check_seq(teacher, "teacher")
+    if teacher.shape[0] != B: raise ValueError(f"teacher must have {B} rows, one per utterance, got shape {tuple(teacher.shape)}")
+    for name, x, shape in (("segments", segments, (B, T)), ("label_tokens", label_tokens, (B, None))):
+        if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[0] != B or (shape[1] is not None and x.shape[1] != shape[1]):
+            raise ValueError(f"{name} must have shape {(B, shape[1] or 'U')}, got {tuple(getattr(x, 'shape', ()))}")
+        if x.is_floating_point() or x.dtype == torch.bool: raise ValueError(f"{name} must hold integers, got {x.dtype}")
+    if not isinstance(aligned, Tensor) or aligned.dtype != torch.bool or tuple(aligned.shape) != (B,):
+        raise ValueError(f"aligned must be a bool tensor of shape ({B},), got {getattr(aligned, 'dtype', type(aligned))} {tuple(getattr(aligned, 'shape', ()))}")
+    dev = feats.device
+    lengths, teacher_lengths = _check_lengths(lengths, "lengths", B, dev), _check_lengths(teacher_lengths, "teacher_lengths", B, dev)
+    segments, label_tokens, aligned, teacher = segments.to(dev).long(), label_tokens.to(dev).long(), aligned.to(dev), teacher.to(dev)
+    U = label_tokens.shape[1]
+    lo, hi, tlo, thi, slo, shi, klo, over = _on_host(
+        lengths.min(), lengths.max(), teacher_lengths.min(), teacher_lengths.max(), segments.min(), segments.max(),
+        label_tokens.min() if U else torch.tensor(-1, device=dev), (label_tokens >= teacher_lengths[:, None]).any())
+    _check_range(lo, hi, "lengths", T, "the frames in feats")
+    _check_range(tlo, thi, "teacher_lengths", L, "the positions in teacher")
+    if slo < -1 or shi >= U: raise ValueError(f"segments must lie in -1..{U - 1} (label indices of label_tokens), got {slo}..{shi}")
+    if klo < -1 or over: raise ValueError("label_tokens must lie in -1..teacher_lengths[b]-1 (a token of the utterance, or none)")
+    return _token_means(feats, lengths, segments, aligned, label_tokens, teacher, teacher_lengths)

@@ -18,14 +18,18 @@ from torch import nn
 from transformers import AutoModelForCTC
 from transformers.utils import ModelOutput
 
-from .align import Projection, distill_loss, interpolate, shrink
+from .align import (Projection, _check_ids, _check_lengths, _check_range, _distill_loss, _forced_align, _interpolate,
+                               _on_host, _shrink_means, _shrink_rows, _token_means, distill_loss, interpolate, shrink)
 
 # %% auto #0
-__all__ = ['PROJECTION_FILE', 'NonFiniteLossError', 'DistillL2SOutput', 'DistillL2S', 'StudentLoadError', 'load_projection']
+__all__ = ['KD_STATS', 'PROJECTION_FILE', 'NonFiniteLossError', 'DistillL2SOutput', 'DistillL2S', 'StudentLoadError',
+           'load_projection']
 
 # %% ../nbs/04_model.ipynb #ea3368e8
 class NonFiniteLossError(FloatingPointError):
     "The loss of a batch is NaN or infinite; the training loop may skip the batch."
+
+KD_STATS = ("shrink_fallback", "kd_rows", "label_length", "student_norm", "teacher_norm", "forced_fallback")  # the entries of `kd_stats`
 
 @dataclass
 class DistillL2SOutput(ModelOutput):
@@ -36,8 +40,11 @@ class DistillL2SOutput(ModelOutput):
     logits: torch.FloatTensor|None = None  # (B, T, V) CTC logits
     frame_lengths: torch.LongTensor|None = None  # (B,) valid student frames
     kd_lengths: torch.LongTensor|None = None  # (B,) positions compared with the teacher (shrunk lengths)
+    kd_stats: torch.FloatTensor|None = None  # (6,) float32 on the device, named by `KD_STATS`; None without KD
+    forced_fallbacks: torch.LongTensor|None = None  # () utterances whose forced alignment fell back; None unless segmentation="forced"
 
-_INTERP_MODES, _LOSS_KINDS = ("nearest", "linear"), ("mse", "cosine", "l1")
+_INTERP_MODES, _LOSS_KINDS, _SEGMENTATIONS = ("nearest", "linear"), ("mse", "cosine", "l1"), ("greedy", "forced")
+_compiled_bridge = None  # `DistillL2S.bridge` under torch.compile, made on first use
 
 class DistillL2S(nn.Module):
     "A CTC speech student trained with CTC + lam x distillation towards a frozen text teacher's features."
@@ -52,7 +59,10 @@ class DistillL2S(nn.Module):
                  ignore_ids:tuple=(), # label ids whose runs shrinking drops besides the blank, e.g. the [UNK] id
                  blank_id:int|None=None, # CTC blank = tokenizer pad id; must equal student.config.pad_token_id
                  ctc_reduction:str="mean", # CTC reduction written into the student's config: "mean" or "sum"
-                 check_finite:bool=True, # raise NonFiniteLossError on a NaN/inf loss (one host sync per step)
+                 check_finite:bool=True, # raise NonFiniteLossError on a NaN/inf loss (one host read per step)
+                 sync_free:bool|None=None, # pad the shrunk rows to all frames so the bridge reads nothing from the device; None: on CUDA
+                 compile_bridge:bool=False, # run the bridge through torch.compile (implies sync_free)
+                 segmentation:str="greedy", # "greedy": shrink by the CTC argmax (the paper); "forced": by the labels' Viterbi path
                 ):
         super().__init__()
         cfg = student.config
@@ -72,64 +82,173 @@ class DistillL2S(nn.Module):
         if loss_kind not in _LOSS_KINDS: raise ValueError(f"loss_kind must be one of {_LOSS_KINDS}, got {loss_kind!r}")
         if not lam >= 0: raise ValueError(f"lam must be >= 0, got {lam}")
         if ctc_reduction not in ("mean", "sum"): raise ValueError(f"ctc_reduction must be 'mean' or 'sum', got {ctc_reduction!r}")
+        if compile_bridge and sync_free is False: raise ValueError("compile_bridge=True needs sync_free (a host read breaks the graph)")
+        if segmentation not in _SEGMENTATIONS: raise ValueError(f"segmentation must be one of {_SEGMENTATIONS}, got {segmentation!r}")
+        if segmentation == "forced" and not shrinking:
+            raise ValueError("segmentation='forced' replaces shrinking by forced-alignment segments; shrinking=False keeps all frames: choose one")
+        if segmentation == "forced" and compile_bridge:
+            raise ValueError("compile_bridge does not support segmentation='forced' (its Viterbi loops over the frames)")
+        self._dropped = tuple(_check_ids((blank_id, *ignore_ids), getattr(student.lm_head, "out_features", cfg.vocab_size)))
         cfg.ctc_zero_infinity, cfg.ctc_loss_reduction = True, ctc_reduction
         adapter = student_layer == -1 and getattr(cfg, "add_adapter", False)  # the encoder output then has the adapter's width
         self.student = student
         self.projection = Projection(cfg.output_hidden_size if adapter else cfg.hidden_size, teacher_dim)
         self.lam, self.student_layer, self.shrinking, self.interp_mode = lam, student_layer, shrinking, interp_mode
         self.loss_kind, self.ignore_ids, self.blank_id, self.check_finite = loss_kind, tuple(ignore_ids), blank_id, check_finite
+        self.sync_free, self.compile_bridge, self.segmentation = True if compile_bridge else sync_free, compile_bridge, segmentation
 
     @property
     def config(self): return self.student.config
 
     def extra_repr(self):
         return (f"lam={self.lam}, student_layer={self.student_layer}, shrinking={self.shrinking}, interp_mode={self.interp_mode!r}, "
-                f"loss_kind={self.loss_kind!r}, blank_id={self.blank_id}, ignore_ids={self.ignore_ids}")
+                f"loss_kind={self.loss_kind!r}, blank_id={self.blank_id}, ignore_ids={self.ignore_ids}, segmentation={self.segmentation!r}")
 
-    def frame_lengths(self, attention_mask:torch.Tensor|None, input_values:torch.Tensor) -> torch.Tensor:
-        "Valid student frames per utterance, from the attention mask over samples."
-        if attention_mask is not None: samples = attention_mask.sum(-1)
-        else: samples = torch.full(input_values.shape[:1], input_values.shape[-1], device=input_values.device)
-        return self.student._get_feat_extract_output_lengths(samples).long()  # (B,)
+    def frame_lengths(self, attention_mask:torch.Tensor|None, inputs:torch.Tensor) -> torch.Tensor:
+        "Valid student frames per utterance, from the attention mask over the input's last axis (samples, or log-mel frames)."
+        if attention_mask is not None: n = attention_mask.sum(-1)
+        else: n = torch.full(inputs.shape[:1], inputs.shape[-1], device=inputs.device)
+        return self.student._get_feat_extract_output_lengths(n).long()  # (B,)
 
-    def student_forward(self, input_values:torch.Tensor, attention_mask:torch.Tensor|None=None, labels:torch.Tensor|None=None):
+    def student_forward(self, input_values:torch.Tensor|None=None, attention_mask:torch.Tensor|None=None,
+                        labels:torch.Tensor|None=None, **inputs):
         "Run the student once; return its output (logits, CTC loss) and its features at `student_layer` (B, T, D_s)."
-        if self.student_layer != -1:
-            out = self.student(input_values, attention_mask=attention_mask, labels=labels, output_hidden_states=True)
+        inputs = {k: v for k, v in dict(input_values=input_values, **inputs).items() if v is not None}  # a Whisper student
+        if self.student_layer != -1:                                    # takes input_features, or frozen_states
+            out = self.student(**inputs, attention_mask=attention_mask, labels=labels, output_hidden_states=True)
             return out, out.hidden_states[self.student_layer]
         seen = []  # the encoder output, as the CTC head receives it (before the head's dropout)
         hook = self.student.base_model.register_forward_hook(lambda m, args, o: seen.append(o[0]))
-        try: out = self.student(input_values, attention_mask=attention_mask, labels=labels)
+        try: out = self.student(**inputs, attention_mask=attention_mask, labels=labels)
         finally: hook.remove()
         return out, seen[-1]
 
+    def bridge(self,
+               feats:torch.Tensor, # (B, T, D_s) student features
+               logits:torch.Tensor, # (B, T, V) CTC logits of the same frames
+               frames:torch.Tensor, # (B,) long: valid frames
+               teacher_features:torch.Tensor, # (B, L, D_t) on the features' device
+               teacher_lengths:torch.Tensor, # (B,) long: valid teacher positions
+               sync_free:bool=True, # output width T (no host read); else one host read sizes it and checks the lengths
+              ) -> tuple: # KD loss, (B,) rows compared, (4,) stats, (B,) bool: lengths out of range
+        "Shrink, project, resize the teacher and compare, with the unchecked cores of `distill_l2s.align`."
+        B, T, _ = feats.shape
+        L = teacher_features.shape[1]
+        bad = (frames < 1) | (frames > T) | (teacher_lengths < 1) | (teacher_lengths > L)  # what the checks would refuse
+        frames_in, t_lens = frames.clamp(1, T), teacher_lengths.clamp(1, L)                 # every index stays in range
+        if self.shrinking: row, n, fallback = _shrink_rows(logits, frames_in, self._dropped)
+        else: n, fallback = frames_in, torch.zeros_like(bad)
+        width = T if sync_free else self._read_width(n, frames, teacher_lengths, T, L)     # the one host read, if any
+        if self.shrinking: feats = _shrink_means(feats, row, width)                        # (B, T, D_s) -> (B, N, D_s)
+        pred = self.projection(feats)                                                       # (B, N, D_s) -> (B, N, D_t)
+        target = _interpolate(teacher_features, t_lens, n, self.interp_mode, pred.shape[1]) # (B, L, D_t) -> (B, N, D_t)
+        kd = _distill_loss(pred, target, n, self.loss_kind).masked_fill(bad.any(), float("nan"))
+        with torch.no_grad():
+            rows = torch.arange(pred.shape[1], device=pred.device) < n[:, None]             # (B, N)
+            norms = torch.stack([pred.float().norm(dim=-1), target.float().norm(dim=-1)])   # (2, B, N)
+            stats = torch.cat([torch.stack([fallback.float().mean(), n.float().mean()]), (norms * rows).sum((1, 2)) / n.sum()])
+        return kd, n, stats, bad
+
+    def forced_bridge(self,
+                      feats:torch.Tensor, # (B, T, D_s) student features
+                      logits:torch.Tensor, # (B, T, V) CTC logits of the same frames
+                      frames:torch.Tensor, # (B,) long: valid frames
+                      labels:torch.Tensor, # (B, U) reference label ids, padded with -100
+                      label_tokens:torch.Tensor, # (B, U) teacher position of every label, -1 for none
+                      teacher_features:torch.Tensor, # (B, L, D_t) on the features' device
+                      teacher_lengths:torch.Tensor, # (B,) long: valid teacher positions
+                     ) -> tuple: # KD loss, (B,) rows compared, (4,) stats, (B,) bool: inputs out of range, (B,) bool: fell back
+        "Forced-alignment segments: align the labels, average the frames of each teacher token's characters, project, compare."
+        B, T, _ = feats.shape
+        L, V = teacher_features.shape[1], logits.shape[-1]
+        labels, label_tokens = labels.to(feats.device).long(), label_tokens.to(feats.device).long()
+        bad = ((frames < 1) | (frames > T) | (teacher_lengths < 1) | (teacher_lengths > L)    # what the checks would refuse
+               | (label_tokens < -1).any(1) | (label_tokens >= teacher_lengths[:, None]).any(1))
+        frames_in, t_lens = frames.clamp(1, T), teacher_lengths.clamp(1, L)                 # every index stays in range
+        label_tokens = torch.minimum(label_tokens.clamp(min=-1), t_lens[:, None] - 1)
+        segments, aligned = _forced_align(logits, frames_in, labels.clamp(max=V - 1), self.blank_id)  # (B, T), no gradient
+        means, target, n, fell_back = _token_means(feats, frames_in, segments, aligned, label_tokens, teacher_features, t_lens)
+        pred = self.projection(means)                                                       # (B, L, D_s) -> (B, L, D_t)
+        kd = _distill_loss(pred, target, n, self.loss_kind).masked_fill(bad.any(), float("nan"))
+        with torch.no_grad():
+            _, _, shrink_fallback = _shrink_rows(logits, frames_in, self._dropped)          # what greedy shrinking would do
+            rows = torch.arange(L, device=pred.device) < n[:, None]                         # (B, L)
+            norms = torch.stack([pred.float().norm(dim=-1), target.float().norm(dim=-1)])   # (2, B, L)
+            stats = torch.cat([torch.stack([shrink_fallback.float().mean(), n.float().mean()]), (norms * rows).sum((1, 2)) / n.sum()])
+        return kd, n, stats, bad, fell_back
+
+    def _read_width(self, n, frames, teacher_lengths, T:int, L:int) -> int:
+        "Read the lengths and the most rows kept in one host read; raise if a length is out of range; return the width."
+        N, flo, fhi, tlo, thi = _on_host(n.max(), frames.min(), frames.max(), teacher_lengths.min(), teacher_lengths.max())
+        if flo < 1 or fhi > T: raise ValueError(f"the attention_mask gives utterances of {flo} to {fhi} student frames; each "
+                                                 f"needs 1..{T} (a clip shorter than the student's receptive field has none)")
+        _check_range(tlo, thi, "teacher_lengths", L, "the positions in teacher_features")
+        return N if self.shrinking else T
+
+    def _teacher_inputs(self, teacher_features, teacher_lengths, feats):
+        "Check the teacher inputs' shapes (no host read); return them on the features' device, lengths as long."
+        B = feats.shape[0]
+        if not isinstance(teacher_features, torch.Tensor) or teacher_features.ndim != 3 or teacher_features.shape[0] != B \
+                or teacher_features.shape[2] != self.projection.d_teacher or teacher_features.shape[1] < 1:
+            raise ValueError(f"teacher_features must have shape ({B}, L, {self.projection.d_teacher}) with L >= 1, got "
+                             f"{tuple(getattr(teacher_features, 'shape', ()))}")
+        return teacher_features.to(feats.device), _check_lengths(teacher_lengths, "teacher_lengths", B, feats.device)
+
     def forward(self,
-                input_values:torch.Tensor, # (B, S) 16 kHz audio
+                input_values:torch.Tensor|None=None, # (B, S) 16 kHz audio (a Whisper student takes input_features instead)
                 attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples
                 labels:torch.Tensor|None=None, # (B, U) label ids, padded with -100
                 teacher_features:torch.Tensor|None=None, # (B, L, D_teacher) teacher features of the transcripts
                 teacher_lengths:torch.Tensor|None=None, # (B,) valid teacher positions
+                label_tokens:torch.Tensor|None=None, # (B, U) teacher position of every label, -1 for none (segmentation="forced")
                 texts:list[str]|None=None, # the transcripts, as the collator passes them; not used here
+                input_features:torch.Tensor|None=None, # (B, n_mels, T) log-mel features, for a Whisper student
+                frozen_states:torch.Tensor|None=None, # (B, T, D) a Whisper student's frozen bottom, computed earlier
                ) -> DistillL2SOutput:
         "CTC loss, distillation loss and their weighted sum for one batch."
         if (teacher_features is None) != (teacher_lengths is None):
             raise ValueError("pass teacher_features and teacher_lengths together")
-        out, feats = self.student_forward(input_values, attention_mask, labels)    # feats (B, T, D_s)
-        frames = self.frame_lengths(attention_mask, input_values)                   # (B,)
-        kd = n = None
+        out, feats = self.student_forward(input_values, attention_mask, labels, input_features=input_features,
+                                          frozen_states=frozen_states)              # feats (B, T, D_s)
+        frames = getattr(out, "frame_lengths", None)                                # a student that reports its frames
+        if frames is None: frames = self.frame_lengths(attention_mask, input_values)  # (B,)
+        kd = n = stats = bad = fell_back = None
         if self.lam > 0 and teacher_features is not None:
-            if self.shrinking:
-                feats, n = shrink(feats, out.logits, frames, self.blank_id, self.ignore_ids)  # (B, T, D_s) -> (B, N, D_s)
-            else: n = frames
-            pred = self.projection(feats)                                           # (B, N, D_s) -> (B, N, D_t)
-            target = interpolate(teacher_features.to(pred.device), teacher_lengths.to(pred.device), n,
-                                 mode=self.interp_mode, width=pred.shape[1])        # (B, L, D_t) -> (B, N, D_t)
-            kd = distill_loss(pred, target, n, kind=self.loss_kind)
+            t_feats, t_lens = self._teacher_inputs(teacher_features, teacher_lengths, feats)
+            if self.segmentation == "forced":
+                if labels is None or label_tokens is None:
+                    raise ValueError("segmentation='forced' aligns the reference labels: pass labels and label_tokens "
+                                     "(TeacherCollator adds label_tokens with segmentation='forced')")
+                if not isinstance(label_tokens, torch.Tensor) or tuple(label_tokens.shape) != tuple(labels.shape):
+                    raise ValueError(f"label_tokens must have the shape of labels {tuple(labels.shape)}, one teacher position per "
+                                     f"label, got {tuple(getattr(label_tokens, 'shape', ()))}")
+                kd, n, stats, bad, fell_back = self.forced_bridge(feats, out.logits, frames, labels, label_tokens, t_feats, t_lens)
+            else:
+                sync_free = feats.device.type == "cuda" if self.sync_free is None else self.sync_free
+                bridge = _compiled() if self.compile_bridge else DistillL2S.bridge
+                kd, n, stats, bad = bridge(self, feats, out.logits, frames, t_feats, t_lens, sync_free)
+            nan = stats.new_full((), float("nan"))
+            label_len = (labels >= 0).sum(-1).float().mean() if labels is not None else nan
+            forced_share = fell_back.float().mean() if fell_back is not None else nan
+            stats = torch.cat([stats[:2], label_len[None], stats[2:], forced_share[None]])  # named by KD_STATS
         loss = out.loss if kd is None or out.loss is None else out.loss + self.lam * kd
-        if self.check_finite and loss is not None and not torch.isfinite(loss):
-            raise NonFiniteLossError(f"non-finite loss {loss.item()} (ctc_loss={out.loss.item()}, "
-                                     f"kd_loss={None if kd is None else kd.item()}); skip this batch or lower the learning rate")
-        return DistillL2SOutput(loss=loss, ctc_loss=out.loss, kd_loss=kd, logits=out.logits, frame_lengths=frames, kd_lengths=n)
+        checked = loss if loss is not None else kd
+        if self.check_finite and checked is not None:  # one host read: the loss is finite, the lengths were in range
+            nonfinite, *badlen = _on_host(~torch.isfinite(checked), *([] if bad is None else [bad.any()]))
+            if any(badlen):
+                self._read_width(n, frames, t_lens, feats.shape[1], t_feats.shape[1])  # raises, naming the input
+                raise ValueError("label_tokens hold teacher positions out of range: each must lie in -1..teacher_lengths[b]-1")
+            if nonfinite:
+                raise NonFiniteLossError(f"non-finite loss {checked.item()} (ctc_loss={None if out.loss is None else out.loss.item()}, "
+                                         f"kd_loss={None if kd is None else kd.item()}); skip this batch or lower the learning rate")
+        return DistillL2SOutput(loss=loss, ctc_loss=out.loss, kd_loss=kd, logits=out.logits, frame_lengths=frames, kd_lengths=n,
+                                kd_stats=stats, forced_fallbacks=None if fell_back is None else fell_back.sum())
+
+def _compiled():
+    "`DistillL2S.bridge` compiled once per process, with dynamic sizes (batch, frames and teacher tokens vary)."
+    global _compiled_bridge
+    if _compiled_bridge is None: _compiled_bridge = torch.compile(DistillL2S.bridge, dynamic=True)
+    return _compiled_bridge
 
 # %% ../nbs/04_model.ipynb #cce99270
 class StudentLoadError(ValueError):
@@ -176,7 +295,7 @@ def save_student(self:DistillL2S,
               metadata={"format": "pt"})
     settings = dict(d_student=self.projection.d_student, d_teacher=self.projection.d_teacher, lam=self.lam,
                     student_layer=self.student_layer, shrinking=self.shrinking, interp_mode=self.interp_mode,
-                    loss_kind=self.loss_kind, ignore_ids=list(self.ignore_ids), blank_id=self.blank_id)
+                    loss_kind=self.loss_kind, ignore_ids=list(self.ignore_ids), blank_id=self.blank_id, segmentation=self.segmentation)
     (save_dir / f"{PROJECTION_FILE}.json").write_text(json.dumps(settings, indent=2) + "\n")
     return save_dir
 

@@ -75,6 +75,10 @@ CURVE_KEYS = {
     "Distillation loss": ("kd_loss",),
     "Total loss": ("loss",),
     "Dev CER": ("eval_cer",),
+    "Shrinking fell back (share)": ("shrink_fallback",),  # the bridge's internals (`DistillL2S.kd_stats`)
+    "Rows compared per label": ("kd_rows_per_label",),
+    "Projected student norm": ("student_norm",),
+    "Teacher norm": ("teacher_norm",),
 }
 
 ZERO_IS_ABSENT = ("kd_loss",)  # a series of zeros under these keys counts as not logged
@@ -99,10 +103,10 @@ def plot_training_curves(runs, # a run, a list of runs, or a dict label -> run (
                          labels: list[str]|None=None, # one label per run (default: directory names)
                          panels: dict|None=None, # panel title -> log keys (default `CURVE_KEYS`)
                          logy: bool=False, # losses on a log scale
-                         figsize: tuple=(11, 7), # figure size in inches
+                         figsize: tuple|None=None, # figure size in inches; default 11 wide, 3.2 per row of panels
                          save=None, # path(s) to write, `.png`/`.svg`
                         ) -> Figure:
-    "CTC, distillation and total loss and dev CER over training steps, the runs overlaid."
+    "CTC, distillation and total loss, dev CER and the bridge's internals over training steps, the runs overlaid."
     if isinstance(runs, dict): labels, runs = list(runs) if labels is None else labels, list(runs.values())
     elif isinstance(runs, (str, Path)) or (isinstance(runs, list) and runs and isinstance(runs[0], dict)): runs = [runs]
     if not runs: raise ValueError("runs: no runs given")
@@ -112,7 +116,7 @@ def plot_training_curves(runs, # a run, a list of runs, or a dict label -> run (
     panels = CURVE_KEYS if panels is None else panels
     ncols = 2 if len(panels) > 1 else 1
     nrows = math.ceil(len(panels)/ncols)
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = Figure(figsize=figsize or (11, 0.6 + 3.2 * nrows), layout="constrained")
     axs = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (title, keys) in zip(axs.flat, panels.items()):
@@ -122,7 +126,7 @@ def plot_training_curves(runs, # a run, a list of runs, or a dict label -> run (
             if len(x): ax.plot(x, y, color=colors[i % len(colors)], label=label, marker="o" if is_eval else None, ms=4, lw=1.6)
         if not ax.lines: ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center", color="0.5")
         elif logy and not is_eval: ax.set_yscale("log")
-        ax.set_title(title); ax.set_ylabel(title.split()[-1] if is_eval else "loss"); ax.grid(alpha=0.3)
+        ax.set_title(title); ax.set_ylabel(title.split()[-1] if is_eval else "loss" if "loss" in title else ""); ax.grid(alpha=0.3)
     for ax in axs.flat[len(panels):]: ax.set_visible(False)
     for ax in axs[-1]: ax.set_xlabel("step")
     handles = {l: h for ax in axs.flat for h, l in zip(*ax.get_legend_handles_labels())}

@@ -25,11 +25,12 @@ from matplotlib.figure import Figure
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS', 'ARMS', 'FULL', 'REDUCED', 'METRICS', 'START', 'END', 'RunSpec', 'Grid', 'subset_corpus',
-           'random_teacher', 'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'main_table', 'plot_arms',
-           'plot_lambda', 'plot_curves', 'report_markdown', 'write_report', 'replace_block']
+           'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'main_table', 'plot_arms', 'plot_lambda',
+           'plot_curves', 'report_markdown', 'write_report', 'replace_block']
 
 # %% ../nbs/11_replication.ipynb #efcec602
 from .data import read_split
+from .model import KD_STATS
 from .plots import save_figure, relative_change_label, summarise, comparison_table, arm_table, arm_name
 
 log = logging.getLogger(__name__)
@@ -131,18 +132,7 @@ def _corpus_ready(d:Path) -> bool:
         ((d / "synth.json").is_file() or (d / "subset.json").is_file())
 
 # %% ../nbs/11_replication.ipynb #532459fd
-def random_teacher(teacher_dir:Path, out_dir:Path, seed:int=0) -> Path:
-    "Save a randomly initialised copy of the encoder in `teacher_dir` (same config and tokenizer) to `out_dir`."
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-    out_dir = Path(out_dir)
-    if (out_dir / "config.json").is_file() and (out_dir / "model.safetensors").is_file(): return out_dir
-    torch.manual_seed(seed)
-    model = AutoModel.from_config(AutoConfig.from_pretrained(teacher_dir))
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp); AutoTokenizer.from_pretrained(teacher_dir).save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True); tmp.rename(out_dir)
-    return out_dir
+from .controls import random_teacher  # a randomly initialised copy of the teacher (same config and tokenizer)
 
 # %% ../nbs/11_replication.ipynb #5855ee51
 def _texts(lang_dirs) -> list[str]:
@@ -243,11 +233,11 @@ def run_one(spec:RunSpec, grid:Grid, work_dir, prepared:dict, results_dir, threa
     from distill_l2s.demo import run_arm
     if threads > 0: torch.set_num_threads(threads)
     start = time.time()
-    cfg = run_config(spec, grid, work_dir, prepared)
+    cfg = grid.config(spec, work_dir, prepared) if hasattr(grid, "config") else run_config(spec, grid, work_dir, prepared)
     res = run_arm(cfg)
     state = Path(cfg.output_dir) / "trainer_state.json"
     history = json.loads(state.read_text())["log_history"] if state.is_file() else []
-    keep = ("step", "eval_cer", "eval_wer", "ctc_loss", "kd_loss")
+    keep = ("step", "eval_cer", "eval_wer", "ctc_loss", "kd_loss", *KD_STATS, "kd_rows_per_label")  # with what the bridge did
     rec = dict(spec=asdict(spec), cell=spec.cell, name=spec.name, results=res, grid=asdict(grid), device=_device(),
                seconds=round(time.time() - start, 1), versions=_versions(),
                history=[{k: h[k] for k in keep if k in h} for h in history if "eval_cer" in h or "ctc_loss" in h])
@@ -278,7 +268,7 @@ def run_grid(grid:Grid, # the runs
              progress:bool=True,
             ) -> dict: # counts of done, skipped, failed and postponed runs, and the failures' messages
     "Train every run of `grid` that has no result record yet."
-    prepared = prepare(grid, work_dir, teacher, progress)
+    prepared = grid.prepare(work_dir, teacher, progress) if hasattr(grid, "prepare") else prepare(grid, work_dir, teacher, progress)
     results = Path(results_dir)
     selected = [r for r in grid.runs() if only is None or only in r.name]
     todo = [r for r in selected if not (results / f"{r.name}.json").is_file()]
@@ -316,14 +306,16 @@ def run_grid(grid:Grid, # the runs
 # %% ../nbs/11_replication.ipynb #187b7119
 METRICS = ("cer", "wer")
 
-def load_records(results_dir) -> list[dict]:
+def load_records(results_dir, # folder of result records
+                 spec_class=RunSpec, # the run description the records hold (another grid's, e.g. `replication_v2.RunV2`)
+                ) -> list[dict]:
     "Every result record in `results_dir`, checked for the fields the summaries read."
     out = []
     for p in sorted(Path(results_dir).glob("*.json")):
         try: rec = json.loads(p.read_text())
         except json.JSONDecodeError as e: raise ValueError(f"{p}: not valid JSON ({e})") from None
         try:
-            spec = RunSpec(**rec["spec"])
+            spec = spec_class(**rec["spec"])
             vals = [rec["results"]["test"][m] for m in METRICS]
         except (KeyError, TypeError) as e: raise ValueError(f"{p}: not a replication record (missing {e})") from None
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals): raise ValueError(f"{p}: non-finite test metrics {vals}")

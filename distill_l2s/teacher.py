@@ -11,6 +11,7 @@ import atexit
 import hashlib
 import json
 import os
+import shutil
 import warnings
 import weakref
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.nn.utils.rnn import pad_sequence
@@ -25,8 +27,8 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 # %% auto #0
-__all__ = ['TeacherLoadError', 'load_text_encoder', 'weights_digest', 'tokenizer_digest', 'TextTeacher', 'CacheWarning',
-           'TeacherCache']
+__all__ = ['ALIGNMENTS', 'ALIGNMENT_FILE', 'TeacherLoadError', 'load_text_encoder', 'weights_digest', 'tokenizer_digest',
+           'TextTeacher', 'char_tokens', 'write_alignment', 'read_alignment', 'CacheWarning', 'TeacherCache']
 
 # %% ../nbs/03_teacher.ipynb #2454de3f
 class TeacherLoadError(ValueError):
@@ -156,6 +158,64 @@ class TextTeacher:
             feats[torch.tensor(idx, device=self.device), :hs.shape[1]] = hs
         return feats, torch.tensor(lengths, dtype=torch.long, device=self.device)
 
+# %% ../nbs/03_teacher.ipynb #forced-t101
+ALIGNMENTS = ("tokenizer", "labels")  # teacher positions are tokens (a tokenizer's offsets say which characters), or the labels themselves
+ALIGNMENT_FILE = "alignment.json"
+
+def char_tokens(tokenizer, # a fast (Rust-backed) transformers tokenizer, the teacher's
+                texts:list[str], # normalised transcripts
+                max_length:int|None=None, # cut as `TextTeacher.encode` does (special tokens included); None: no cut
+               ) -> tuple[list[list[int]], list[int]]: # per text one token index per character (-1: none), token counts
+    "The teacher token that covers every character of each text (from the tokenizer's offsets), and each text's token count."
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer: forced segmentation needs the character offsets "
+                         "that only fast (Rust-backed) tokenizers report")
+    texts = list(texts)
+    enc = tokenizer(texts, return_offsets_mapping=True, truncation=max_length is not None, max_length=max_length)
+    out = []
+    for text, offsets in zip(texts, enc["offset_mapping"]):
+        token = [-1] * len(text)
+        for k, (a, b) in enumerate(offsets):
+            for c in range(a, min(b, len(text))):
+                if not text[c].isspace(): token[c] = k
+        out.append(token)
+    return out, [len(ids) for ids in enc["input_ids"]]
+
+def write_alignment(folder:str|Path, # a teacher-cache folder (it holds identity.txt)
+                    kind:str, # "tokenizer" (positions are the tokenizer's tokens) or "labels" (position i is character i)
+                    tokenizer=None, # for "tokenizer": the teacher's fast tokenizer, saved to `folder/tokenizer`
+                    max_length:int|None=None, # for "tokenizer": where the teacher cut its texts
+                   ) -> dict: # the declaration written
+    "Declare which characters the cached features belong to (`alignment.json`, and the tokenizer it needs); kept if already the same."
+    folder = Path(folder)
+    if kind not in ALIGNMENTS: raise ValueError(f"alignment kind must be one of {ALIGNMENTS}, got {kind!r}")
+    if (kind == "tokenizer") != (tokenizer is not None):
+        raise ValueError("pass a tokenizer for alignment 'tokenizer', and none for 'labels'")
+    info = dict(kind=kind) if kind == "labels" else dict(kind=kind, max_length=max_length)
+    path = folder / ALIGNMENT_FILE
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old == info: return info
+        raise ValueError(f"{path} already declares {old}, not {info}: a cache folder holds the features of one teacher")
+    if tokenizer is not None:
+        char_tokens(tokenizer, [""])  # refuses a tokenizer without offsets
+        tmp = folder / f".tokenizer.{os.getpid()}.tmp"
+        tokenizer.save_pretrained(tmp)
+        if (folder / "tokenizer").exists(): shutil.rmtree(tmp)  # another process was first; the folder is the same teacher's
+        else: os.replace(tmp, folder / "tokenizer")
+    tmp = folder / f".{ALIGNMENT_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(info) + "\n")
+    os.replace(tmp, path)
+    return info
+
+def read_alignment(folder:str|Path) -> dict|None:
+    "The alignment a cache folder declares (see `write_alignment`), or None for a folder written before declarations existed."
+    path = Path(folder) / ALIGNMENT_FILE
+    if not path.is_file(): return None
+    info = json.loads(path.read_text())
+    if info.get("kind") not in ALIGNMENTS: raise ValueError(f"{path}: unknown alignment kind {info.get('kind')!r}; expected one of {ALIGNMENTS}")
+    return info
+
 # %% ../nbs/03_teacher.ipynb #80134977
 class CacheWarning(UserWarning):
     "A teacher-cache shard or entry was found corrupted or stale and will not be used."
@@ -176,6 +236,9 @@ class TeacherCache:
         self.dir = Path(cache_dir) / _digest(self.identity, str(dtype), size=8)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "identity.txt").write_text(f"{self.identity}\n{dtype}\n")
+        self.tokenizer = getattr(teacher, "tokenizer", None)  # which characters each position covers (forced segmentation);
+        fast = getattr(self.tokenizer, "is_fast", False)      # a source of features that are not text has none
+        self.alignment = write_alignment(self.dir, "tokenizer", self.tokenizer, teacher.max_length) if fast else None
         self._setup()
 
     @classmethod
@@ -196,6 +259,7 @@ class TeacherCache:
         self = cls.__new__(cls)
         self.teacher, self.dtype, self.max_memory, self.shard_size = None, dtype, max_memory, 1024
         self.identity, self.dir, self.dim = lines[0], folder, None  # the width: that of the first valid shard
+        self.alignment, self.tokenizer = read_alignment(folder), None  # the tokenizer, if any, is loaded on first use
         self._setup()
         if not self._index: raise ValueError(f"{folder}: none of its shards could be used (see the warnings above)")
         return self
@@ -349,3 +413,82 @@ class TeacherCache:
             if len(self._pending) >= self.shard_size: self.flush()
         self.flush()
         return len(todo)
+
+# %% ../nbs/03_teacher.ipynb #forced-t201
+@patch
+def label_tokens(self:TeacherCache,
+                 texts:list[str], # normalised transcripts, whose characters are the student's labels
+                 lengths=None, # teacher positions per text, as `get` returns them; None: read from the cache's index
+                ) -> torch.Tensor: # (B, U) long: the teacher position of every character, -1 for none and past each text
+    "For every character of each text, the index of the cached teacher position that covers it (for forced segmentation)."
+    texts = list(texts)
+    if self.alignment is None:
+        raise ValueError(f"teacher cache {self.dir} does not declare which characters its features belong to (no {ALIGNMENT_FILE}: "
+                         "written before forced segmentation existed); add the declaration with "
+                         "`write_alignment(folder, 'tokenizer', tokenizer=<the teacher's tokenizer>, max_length=...)`")
+    if lengths is None: lengths = [self._stored_length(t) for t in texts]
+    lengths = [int(n) for n in lengths]
+    if self.alignment["kind"] == "labels": maps, counts = [list(range(len(t))) for t in texts], [len(t) for t in texts]
+    else:
+        if self.tokenizer is None: self.tokenizer = AutoTokenizer.from_pretrained(self.dir / "tokenizer")
+        maps, counts = char_tokens(self.tokenizer, texts, self.alignment.get("max_length"))
+    for t, n, c in zip(texts, lengths, counts):
+        if n != c:
+            what = "characters" if self.alignment["kind"] == "labels" else "tokens from the cache's tokenizer"
+            raise ValueError(f"teacher cache {self.dir}: the features of {t!r} have {n} positions but the text has {c} {what}; "
+                             f"the features do not follow its declared alignment {self.alignment}")
+    out = torch.full((len(texts), max((len(t) for t in texts), default=0)), -1, dtype=torch.long)
+    for i, m in enumerate(maps): out[i, :len(m)] = torch.tensor(m, dtype=torch.long)
+    return out
+
+@patch
+def _stored_length(self:TeacherCache, text:str) -> int:
+    "Positions of a cached text's features, from the index (no read)."
+    k = self._key(text)
+    if k in self._pending: return len(self._pending[k])
+    if k not in self._index: raise KeyError(f"{text!r} is not in the teacher cache {self.dir}")
+    _, a, b, _ = self._index[k]
+    return b - a
+
+@patch(cls_method=True)
+def write(cls:TeacherCache,
+          folder:str|Path, # the new cache folder (as `TeacherCache(...).dir` would be); it must hold no features yet
+          features:dict, # transcript -> (L, D) float tensor of its teacher features
+          identity:str, # one line naming what computed the features (checkpoint, seed, ...), stored in identity.txt
+          alignment:str="labels", # "labels": position i is character i of the transcript; "tokenizer": the tokenizer's tokens
+          tokenizer=None, # for alignment "tokenizer": the fast tokenizer whose tokens the positions are
+          max_length:int|None=None, # for alignment "tokenizer": where the texts were cut
+          dtype=torch.float16, # storage dtype
+          shard_size:int=1024, # entries per shard file
+         ) -> TeacherCache: # the written folder, opened read-only
+    "Write teacher features computed elsewhere (a dict text -> (L, D) tensor) as a cache folder with a declared alignment."
+    folder = Path(folder)
+    if not identity or "\n" in identity: raise ValueError(f"identity must be one non-empty line, got {identity!r}")
+    if alignment not in ALIGNMENTS: raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    if not features: raise ValueError("features is empty: nothing to write")
+    if folder.is_dir() and any(folder.glob("*.safetensors")): raise ValueError(f"{folder} already holds features; write to a new folder")
+    counts = dict(zip(features, char_tokens(tokenizer, list(features), max_length)[1])) if alignment == "tokenizer" else None
+    width = None
+    for text, x in features.items():
+        if not isinstance(text, str): raise TypeError(f"features keys must be transcripts (str), got {type(text).__name__}: {text!r}")
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.is_floating_point() or x.shape[0] == 0:
+            raise ValueError(f"features[{text!r}] must be a non-empty (L, D) float tensor, got {getattr(x, 'dtype', type(x))} {tuple(getattr(x, 'shape', ()))}")
+        width = width or x.shape[1]
+        if x.shape[1] != width: raise ValueError(f"features[{text!r}] has width {x.shape[1]}, the others {width}")
+        want = len(text) if alignment == "labels" else counts[text]
+        if x.shape[0] != want:
+            raise ValueError(f"features[{text!r}] has {x.shape[0]} positions, but alignment {alignment!r} needs {want} "
+                             f"({'one per character' if alignment == 'labels' else 'one per token'})")
+        if not torch.isfinite(x).all(): raise ValueError(f"features[{text!r}] holds NaN or infinite values")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "identity.txt").write_text(f"{identity}\n{dtype}\n")
+    write_alignment(folder, alignment, tokenizer, max_length if alignment == "tokenizer" else None)
+    writer = cls.__new__(cls)
+    writer.teacher, writer.dtype, writer.max_memory, writer.shard_size = None, dtype, 0, shard_size
+    writer.identity, writer.dir, writer.dim = identity, folder, width
+    writer._setup()
+    items = list(features.items())
+    for s in range(0, len(items), shard_size):
+        writer._pending = {writer._key(t): x.detach().to("cpu", dtype).contiguous() for t, x in items[s:s + shard_size]}
+        writer.flush()
+    return cls.open(folder)

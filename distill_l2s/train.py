@@ -28,14 +28,18 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from .text import build_vocab, make_processor, cer, wer
 from .data import read_split, ctc_frames, load_audio, SpeechDataset, Collator, length_grouped_sampler
-from .teacher import TextTeacher, TeacherCache
-from .model import DistillL2S, NonFiniteLossError
+from .teacher import TextTeacher, TeacherCache, read_alignment
+from .model import KD_STATS, DistillL2S, NonFiniteLossError
+from .whisper import (FrozenBottom, FrozenStatesCollator, FrozenStatesDataset, LogMelCollator, clip_key, is_whisper,
+                                 resolve_student, whisper_ctc_from_pretrained, whisper_frames, whisper_processor)
+from .controls import CONTROLS, control_cache, parse_control
 
 # %% auto #0
-__all__ = ['TINY_STUDENT', 'PRESETS', 'SPLIT_FILES', 'INTERP_MODES', 'LOSS_KINDS', 'RESUMABLE', 'TrainConfig', 'parse_overrides',
-           'make_config', 'save_tiny_teacher', 'world_size', 'check_config', 'conv_frames', 'build_model',
-           'TeacherCollator', 'greedy_ids', 'ctc_metrics', 'DistillTrainer', 'greedy_decode', 'evaluate_records',
-           'training_args', 'student_digest', 'train', 'load_student', 'transcribe']
+__all__ = ['TINY_STUDENT', 'PRESETS', 'SPLIT_FILES', 'INTERP_MODES', 'LOSS_KINDS', 'SEGMENTATIONS', 'RESUMABLE', 'TrainConfig',
+           'parse_overrides', 'make_config', 'save_tiny_teacher', 'world_size', 'check_config', 'conv_frames',
+           'student_processor', 'build_model', 'TeacherCollator', 'greedy_ids', 'ctc_metrics', 'DistillTrainer',
+           'greedy_decode', 'evaluate_records', 'training_args', 'student_digest', 'student_data', 'train',
+           'load_student', 'transcribe']
 
 # %% ../nbs/05_train.ipynb #170c0017
 @dataclass
@@ -59,6 +63,7 @@ class TrainConfig:
     shrinking: bool = True  # average the student's frames per predicted token before matching the teacher
     interp_mode: str = "nearest"  # how the teacher sequence is resized: "nearest" (paper) or "linear"
     loss_kind: str = "mse"  # distillation loss: "mse" (paper), "cosine" or "l1"
+    segmentation: str = "greedy"  # frames per teacher position: "greedy" shrinking (paper) or "forced" (the labels' CTC path)
     teacher_cache: str = ""  # folder for the teacher features (empty: `<output_dir>/teacher_cache`)
     teacher_features: str = ""  # a filled `TeacherCache` folder (holds identity.txt) to read instead of loading `teacher`
     # regularisation
@@ -67,6 +72,8 @@ class TrainConfig:
     hidden_dropout: float = 0.1
     mask_time_prob: float = 0.05
     freeze_feature_encoder: bool = True
+    frozen_layers: int = 0  # Whisper students: also freeze the lowest k encoder layers (they then run without dropout)
+    frozen_cache: str = ""  # Whisper students with a frozen bottom: folder caching its output per clip ("auto": in output_dir)
     # optimisation
     learning_rate: float = 2e-5
     adam_beta1: float = 0.9
@@ -111,6 +118,10 @@ PRESETS = {
                  per_device_batch_size=2, eval_steps=4, eval_batch_size=4, logging_steps=2, layerdrop=0.0,
                  attention_dropout=0.0, hidden_dropout=0.0, mask_time_prob=0.0, freeze_feature_encoder=False,
                  num_workers=0, fp16=False, report_to="none"),
+    "whisper": dict(student="whisper-base", max_steps=240, warmup_steps=24, learning_rate=1e-3, batch_size=8,
+                    per_device_batch_size=8, eval_steps=48, eval_batch_size=16, logging_steps=12, layerdrop=0.0,
+                    attention_dropout=0.0, hidden_dropout=0.0, mask_time_prob=0.05, freeze_feature_encoder=True,
+                    frozen_layers=4, frozen_cache="auto", num_workers=0, save_total_limit=1),
 }
 
 # %% ../nbs/05_train.ipynb #de7fee2a
@@ -178,11 +189,11 @@ def save_tiny_teacher(save_dir, # folder to write the encoder and tokenizer to
 
 # %% ../nbs/05_train.ipynb #334c6194
 SPLIT_FILES = ("train.tsv", "dev.tsv", "test.tsv")
-INTERP_MODES, LOSS_KINDS = ("nearest", "linear"), ("mse", "cosine", "l1")
+INTERP_MODES, LOSS_KINDS, SEGMENTATIONS = ("nearest", "linear"), ("mse", "cosine", "l1"), ("greedy", "forced")
 
 def _loads(what, name, load):
     "None if `load(name)` works, else a message naming `what` and the reason."
-    hint = "pass a hub name or a local folder with config.json" + (", or `random`" if what == "student" else "")
+    hint = "pass a hub name or a local folder with config.json" + (", `whisper-base` or `random`" if what == "student" else "")
     if name.startswith(("/", ".", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name:  # a path, not a hub id
         if not Path(name).expanduser().is_dir(): return f"{what} {name!r} is not a folder; {hint}"
     try: load(name)
@@ -193,6 +204,11 @@ def _loads(what, name, load):
 def world_size() -> int:
     "Number of training processes (set by torchrun / accelerate launch, else 1)."
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+def _student_config(cfg:TrainConfig):
+    "The student's config alone (no weights), to know its frame rate before the data is read."
+    if cfg.student == "random": return Wav2Vec2Config(**{**TINY_STUDENT, **cfg.student_config})
+    return AutoConfig.from_pretrained(resolve_student(cfg.student))
 
 def check_config(cfg:TrainConfig, resume:bool=False):
     "Raise one `ValueError` listing every problem with `cfg` that can be found without loading weights."
@@ -212,6 +228,9 @@ def check_config(cfg:TrainConfig, resume:bool=False):
     if not (cfg.lam >= 0 and math.isfinite(cfg.lam)): errs.append(f"lam={cfg.lam} must be a finite number >= 0 (0 = CTC baseline)")
     if cfg.interp_mode not in INTERP_MODES: errs.append(f"interp_mode={cfg.interp_mode!r}: choose {' or '.join(INTERP_MODES)}")
     if cfg.loss_kind not in LOSS_KINDS: errs.append(f"loss_kind={cfg.loss_kind!r}: choose one of {', '.join(LOSS_KINDS)}")
+    if cfg.segmentation not in SEGMENTATIONS: errs.append(f"segmentation={cfg.segmentation!r}: choose {' or '.join(SEGMENTATIONS)}")
+    elif cfg.segmentation == "forced" and not cfg.shrinking:
+        errs.append("segmentation=forced replaces shrinking, and shrinking=false keeps all frames: choose one")
     for k in ("max_steps", "batch_size", "per_device_batch_size", "eval_steps", "eval_batch_size", "logging_steps", "max_nonfinite"):
         if getattr(cfg, k) < 1: errs.append(f"{k}={getattr(cfg, k)} must be at least 1")
     if cfg.eval_steps > cfg.max_steps:
@@ -226,26 +245,55 @@ def check_config(cfg:TrainConfig, resume:bool=False):
     if cfg.fp16 and not torch.cuda.is_available(): errs.append("fp16=true needs a CUDA GPU: set fp16=auto or false")
     if cfg.student != "random" and cfg.student_config:
         errs.append("student_config only applies to student=random: drop it or set student=random")
-    if cfg.student != "random": errs.append(_loads("student", cfg.student, AutoConfig.from_pretrained))
+    student_config = None
+    if cfg.student != "random":
+        errs.append(_loads("student", cfg.student, lambda n: AutoConfig.from_pretrained(resolve_student(n))))
+        if errs[-1] is None: student_config = _student_config(cfg)
+    else: student_config = _student_config(cfg)
+    if (cfg.frozen_layers or cfg.frozen_cache) and student_config is not None:
+        if not is_whisper(student_config):
+            errs.append(f"frozen_layers and frozen_cache apply to Whisper students; {cfg.student!r} is a {student_config.model_type} model")
+        elif not 0 <= cfg.frozen_layers <= student_config.encoder_layers:
+            errs.append(f"frozen_layers={cfg.frozen_layers} must lie in 0..{student_config.encoder_layers} (the student's layers)")
+        elif cfg.frozen_cache and not (cfg.frozen_layers or cfg.freeze_feature_encoder):
+            errs.append("frozen_cache needs a frozen bottom: set frozen_layers >= 1 or freeze_feature_encoder=true")
     if cfg.lam > 0 and cfg.teacher_features:
         if not (Path(cfg.teacher_features) / "identity.txt").is_file():
             errs.append(f"teacher_features {cfg.teacher_features!r} is not a teacher-cache folder (no identity.txt); "
                         "give the folder `TeacherCache(...).dir` names")
+        elif cfg.segmentation == "forced" and read_alignment(cfg.teacher_features) is None:
+            errs.append(f"teacher_features {cfg.teacher_features!r} does not declare which characters its features belong to "
+                        "(no alignment.json), which segmentation=forced needs; add it with `distill_l2s.teacher.write_alignment`")
+    elif cfg.lam > 0 and cfg.teacher.partition(":")[0] in CONTROLS:
+        try:
+            kind, arg = parse_control(cfg.teacher)
+            if kind == "knowledge" and not (Path(arg) / "config.json").is_file():
+                errs.append(f"teacher {cfg.teacher!r}: {arg} is not a saved CTC model (no config.json); give a run's model/ folder")
+            if kind == "random-init" and arg != "multilingual-e5-small": errs.append(_loads("teacher", arg, AutoConfig.from_pretrained))
+        except ValueError as e: errs.append(str(e))
     elif cfg.lam > 0:
         errs.append(_loads("teacher", cfg.teacher, AutoConfig.from_pretrained))
         if errs[-1] is None: errs.append(_loads("teacher tokenizer of", cfg.teacher, AutoTokenizer.from_pretrained))
+        if errs[-1] is None and cfg.segmentation == "forced" and not AutoTokenizer.from_pretrained(cfg.teacher).is_fast:
+            errs.append(f"teacher {cfg.teacher!r} has no fast tokenizer, whose character offsets segmentation=forced needs")
     errs = [e for e in errs if e]
     if errs: raise ValueError("cannot start the run:\n  - " + "\n  - ".join(errs))
 
 # %% ../nbs/05_train.ipynb #ea4967c4
 def conv_frames(config):
-    "samples -> output frames of the convolutional feature encoder described by a speech model's `config`."
+    "samples -> output frames of the student described by `config` (a wav2vec2-style convolutional encoder, or Whisper's)."
+    if is_whisper(config): return whisper_frames
     kernel, stride = tuple(config.conv_kernel), tuple(config.conv_stride)
     return lambda n: ctc_frames(n, conv_kernel=kernel, conv_stride=stride)
 
-def _student_config(cfg:TrainConfig):
-    "The student's config alone (no weights), to know its frame rate before the data is read."
-    return Wav2Vec2Config(**{**TINY_STUDENT, **cfg.student_config}) if cfg.student == "random" else AutoConfig.from_pretrained(cfg.student)
+def student_processor(vocab:dict, # character -> id, from `build_vocab`
+                      student_config, # the student's config: Whisper students read log-mel features, the others waveforms
+                      save_dir=None, # folder to save the processor in
+                     ) -> Wav2Vec2Processor:
+    "The processor of a new run: the character tokenizer with the feature extractor the student reads."
+    processor = make_processor(vocab, save_dir=None if is_whisper(student_config) else save_dir)
+    if not is_whisper(student_config): return processor
+    return whisper_processor(processor.tokenizer, student_config.num_mel_bins, save_dir=save_dir)
 
 def build_model(cfg:TrainConfig, processor:Wav2Vec2Processor, teacher_dim:int|None) -> DistillL2S:
     "The `DistillL2S` model `cfg` asks for, its student's CTC head sized for `processor`'s vocabulary."
@@ -254,10 +302,18 @@ def build_model(cfg:TrainConfig, processor:Wav2Vec2Processor, teacher_dim:int|No
                 layerdrop=cfg.layerdrop, attention_dropout=cfg.attention_dropout, hidden_dropout=cfg.hidden_dropout,
                 mask_time_prob=cfg.mask_time_prob)
     kw = dict(lam=cfg.lam, student_layer=cfg.student_layer, shrinking=cfg.shrinking, interp_mode=cfg.interp_mode,
-              loss_kind=cfg.loss_kind, ignore_ids=(tok.unk_token_id,), blank_id=tok.pad_token_id,
+              loss_kind=cfg.loss_kind, ignore_ids=(tok.unk_token_id,), blank_id=tok.pad_token_id, segmentation=cfg.segmentation,
               check_finite=False)  # DistillTrainer checks, in agreement across processes
     width = teacher_dim or 1  # λ = 0 loads no teacher; the projection then exists but is never used
-    if cfg.student == "random" or cfg.random_init:
+    if cfg.student != "random" and is_whisper(config := _student_config(cfg)):
+        over = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, encoder_layerdrop=cfg.layerdrop, dropout=cfg.hidden_dropout,
+                    attention_dropout=cfg.attention_dropout, mask_time_prob=cfg.mask_time_prob, frozen_layers=cfg.frozen_layers)
+        if cfg.random_init:
+            from distill_l2s.whisper import WhisperCTCConfig, WhisperForCTC
+            student = WhisperForCTC(WhisperCTCConfig.from_whisper(config, **over))
+        else: student = whisper_ctc_from_pretrained(cfg.student, **over)
+        model = DistillL2S(student, width, **kw)
+    elif cfg.student == "random" or cfg.random_init:
         config = (Wav2Vec2Config(**{**TINY_STUDENT, **cfg.student_config, **over}) if cfg.student == "random"
                   else AutoConfig.from_pretrained(cfg.student, **over))
         model = DistillL2S(AutoModelForCTC.from_config(config), width, **kw)
@@ -268,21 +324,36 @@ def build_model(cfg:TrainConfig, processor:Wav2Vec2Processor, teacher_dim:int|No
 # %% ../nbs/05_train.ipynb #ebae9117
 class TeacherCollator:
     "Wrap a speech collator so that each batch also carries its transcripts' teacher features from a `TeacherCache`."
-    def __init__(self, collator, cache:TeacherCache): self.collator, self.cache = collator, cache
+    def __init__(self, collator, cache:TeacherCache,
+                 segmentation:str="greedy"): # "forced": add `label_tokens`, the teacher position of every label
+        self.collator, self.cache, self.segmentation = collator, cache, segmentation
 
     def __call__(self, items):
         batch = self.collator(items)
         feats, lengths = self.cache.get(batch["texts"])  # (B, L, D) float32, (B,)
-        return {**batch, "teacher_features": feats, "teacher_lengths": lengths}
+        batch = {**batch, "teacher_features": feats, "teacher_lengths": lengths}
+        if self.segmentation == "forced": batch["label_tokens"] = self.label_tokens(batch["texts"], batch["labels"], lengths)
+        return batch
+
+    def label_tokens(self, texts:list[str], labels:torch.Tensor, lengths:torch.Tensor) -> torch.Tensor:
+        "(B, U) teacher position of every label, padded with -1 to the labels' width; one label per character is checked."
+        for text, n in zip(texts, (labels >= 0).sum(1).tolist()):
+            if n != len(text):
+                raise ValueError(f"transcript {text!r} has {len(text)} characters but {n} CTC labels: forced segmentation needs one "
+                                 "label per character (the character tokenizer of `distill_l2s.text.make_processor`)")
+        tokens = self.cache.label_tokens(texts, lengths)                               # (B, max characters)
+        return torch.nn.functional.pad(tokens, (0, labels.shape[1] - tokens.shape[1]), value=-1)
 
 # %% ../nbs/05_train.ipynb #79d10891
-_MODEL_KEYS = ("input_values", "attention_mask", "labels", "teacher_features", "teacher_lengths")
+_MODEL_KEYS = ("input_values", "input_features", "frozen_states", "attention_mask", "labels", "teacher_features", "teacher_lengths",
+               "label_tokens")
 
-def greedy_ids(student, logits:torch.Tensor, attention_mask:torch.Tensor|None, blank_id:int) -> torch.Tensor:
-    "Argmax CTC ids (B, T) with frames beyond each clip's end set to `blank_id`."
+def greedy_ids(student, logits:torch.Tensor, attention_mask:torch.Tensor|None, blank_id:int,
+               lengths:torch.Tensor|None=None) -> torch.Tensor:
+    "Argmax CTC ids (B, T) with frames beyond each clip's end (`lengths`, else from the mask) set to `blank_id`."
     ids = logits.argmax(-1)  # (B, T, V) -> (B, T)
-    if attention_mask is not None:
-        n = student._get_feat_extract_output_lengths(attention_mask.sum(-1))  # (B,) frames per clip
+    if lengths is not None or attention_mask is not None:
+        n = lengths if lengths is not None else student._get_feat_extract_output_lengths(attention_mask.sum(-1))  # (B,)
         ids = ids.masked_fill(torch.arange(ids.shape[1], device=ids.device)[None] >= n[:, None], blank_id)
     return ids
 
@@ -311,6 +382,7 @@ class DistillTrainer(Trainer):
         self.lengths, self.max_nonfinite = lengths, max_nonfinite
         self.nonfinite_skipped, self.nonfinite_in_row, self._void_step = None, 0, False
         self._loss_parts, self._n_parts = torch.zeros(2, device=self.args.device), 0
+        self._kd_stats, self._n_stats = torch.zeros(len(KD_STATS), device=self.args.device), 0  # sums of `kd_stats`
 
     def _get_train_sampler(self, train_dataset=None):
         if self.lengths is None: return super()._get_train_sampler(train_dataset)
@@ -354,12 +426,16 @@ class DistillTrainer(Trainer):
                     "the run diverged or the data is broken. Lower learning_rate, check the clips and transcripts, "
                     "or raise max_nonfinite.")
             if self.is_world_process_zero():
-                warnings.warn(f"step {self.state.global_step}: non-finite loss (ctc {ctc.item():.4g}, kd {kd.item():.4g}); "
+                hint = " (a NaN kd with a finite ctc also comes from teacher lengths out of range)" if ctc.isfinite() and kd.isnan() else ""
+                warnings.warn(f"step {self.state.global_step}: non-finite loss (ctc {ctc.item():.4g}, kd {kd.item():.4g}){hint}; "
                               f"the step is skipped ({self.nonfinite_skipped} skipped so far)")
         else:
             self.nonfinite_in_row = 0
             self._loss_parts += torch.stack([ctc.detach(), kd.detach()])
             self._n_parts += 1
+            if out.kd_stats is not None:  # DataParallel gathers one row per GPU
+                self._kd_stats += out.kd_stats.detach().view(-1, len(KD_STATS)).mean(0)
+                self._n_stats += 1
             if not self._void_step: self.accelerator.backward(loss / steps)
         if self.accelerator.sync_gradients and self._void_step:  # last micro-batch of a voided step
             self._drop_gradients(model)
@@ -369,10 +445,14 @@ class DistillTrainer(Trainer):
     def log(self, logs, start_time=None):
         if "loss" in logs:  # a training log: every process calls this at the same step
             if self._n_parts:
-                parts = self.accelerator.reduce(self._loss_parts, "mean") / self._n_parts if self.args.world_size > 1 \
-                        else self._loss_parts / self._n_parts
-                logs["ctc_loss"], logs["kd_loss"] = parts.tolist()
-            self._loss_parts.zero_(); self._n_parts = 0
+                sums = torch.cat([self._loss_parts, self._kd_stats])
+                if self.args.world_size > 1: sums = self.accelerator.reduce(sums, "mean")
+                sums = sums.tolist()  # the one host read of the logging window
+                logs["ctc_loss"], logs["kd_loss"] = (v / self._n_parts for v in sums[:2])
+                if self._n_stats:
+                    stats = {k: v / self._n_stats for k, v in zip(KD_STATS, sums[2:]) if not math.isnan(v)}  # NaN: not computed
+                    logs.update(stats, kd_rows_per_label=stats["kd_rows"] / max(stats["label_length"], 1e-9))
+            self._loss_parts.zero_(); self._kd_stats.zero_(); self._n_parts = self._n_stats = 0
             logs["nonfinite_skipped"] = self.nonfinite_skipped or 0
         super().log(logs, start_time)
 
@@ -382,31 +462,34 @@ class DistillTrainer(Trainer):
             loss, out = self.compute_loss(model, inputs, return_outputs=True)
         if prediction_loss_only: return loss.detach(), None, None
         student = self.accelerator.unwrap_model(model).student
-        ids = greedy_ids(student, out.logits, inputs.get("attention_mask"), student.config.pad_token_id)
+        ids = greedy_ids(student, out.logits, inputs.get("attention_mask"), student.config.pad_token_id, out.frame_lengths)
         return loss.detach(), ids, inputs["labels"]
 
 # %% ../nbs/05_train.ipynb #e8d26265
 @torch.no_grad()
-def greedy_decode(student, processor:Wav2Vec2Processor, input_values:torch.Tensor, attention_mask:torch.Tensor|None=None) -> list[str]:
-    "Greedy CTC transcripts of a padded batch of 16 kHz waveforms (B, T)."
+def greedy_decode(student, processor:Wav2Vec2Processor,
+                  input_values:torch.Tensor, # the student's input: (B, S) 16 kHz waveforms, or (B, n_mels, T) log-mel features
+                  attention_mask:torch.Tensor|None=None) -> list[str]:
+    "Greedy CTC transcripts of a padded batch."
     student.eval()
     dev = next(student.parameters()).device
     if attention_mask is not None: attention_mask = attention_mask.to(dev)
-    logits = student(input_values.to(dev), attention_mask=attention_mask).logits  # (B, T, V)
+    logits = student(**{student.main_input_name: input_values.to(dev)}, attention_mask=attention_mask).logits  # (B, T, V)
     return processor.batch_decode(greedy_ids(student, logits, attention_mask, processor.tokenizer.pad_token_id).cpu())
 
 def evaluate_records(student, processor:Wav2Vec2Processor, records:list, batch_size:int=16, desc:str="evaluating") -> dict:
     "CER and WER of `student` on `records` (from `read_split`), greedy decoding, against the normalised transcripts."
     ds = SpeechDataset(records, processor, frames=conv_frames(student.config))
-    loader = DataLoader(ds, batch_size=batch_size, collate_fn=Collator(processor))
+    collate = LogMelCollator(processor) if is_whisper(student.config) else Collator(processor)
+    loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate)
     refs, hyps = [], []
     for batch in tqdm(loader, desc=desc, unit="batch"):
-        hyps += greedy_decode(student, processor, batch["input_values"], batch.get("attention_mask"))
+        hyps += greedy_decode(student, processor, batch[student.main_input_name], batch.get("attention_mask"))
         refs += batch["texts"]
     return {"cer": cer(refs, hyps), "wer": wer(refs, hyps), "utterances": len(refs)}
 
 # %% ../nbs/05_train.ipynb #5897d714
-RESUMABLE = ("num_workers", "eval_batch_size", "report_to", "max_nonfinite", "teacher_cache", "logging_steps")
+RESUMABLE = ("num_workers", "eval_batch_size", "report_to", "max_nonfinite", "teacher_cache", "frozen_cache", "logging_steps")
 
 def training_args(cfg:TrainConfig) -> TrainingArguments:
     "transformers `TrainingArguments` for `cfg`; gradient accumulation is derived from the effective batch."
@@ -459,6 +542,38 @@ def student_digest(student) -> str:
         h.update(k.encode()); h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
+# %% ../nbs/05_train.ipynb #c8ea9d9d
+def _fill_frozen(cache:TeacherCache, records:list, summary, batch_size:int=16, progress:bool=True) -> list:
+    "Fill `cache` with the frozen states of `records` (shortest first); return the records whose clip decoded."
+    from tqdm.auto import tqdm
+    todo = sorted(records, key=lambda r: r.duration or 0)
+    keys, bad = {id(r): clip_key(r.path) for r in todo}, set()
+    for i in tqdm(range(0, len(todo), batch_size), desc="frozen layers' states", unit="batch", disable=not progress):
+        batch = [r for r in todo[i:i + batch_size] if keys[id(r)] not in cache]
+        try: cache.fill([keys[id(r)] for r in batch], batch_size=batch_size, progress=False)
+        except Exception:  # find the clip(s) that fail, keep the others
+            for r in batch:
+                try: cache.fill([keys[id(r)]], progress=False)
+                except Exception as e:
+                    bad.add(id(r)); summary.skip("undecodable clip", f"{Path(r.path).name} ({type(e).__name__})")
+    cache.flush()
+    return [r for r in records if id(r) not in bad]
+
+def student_data(cfg:TrainConfig, model:DistillL2S, processor:Wav2Vec2Processor, records:dict, skips:dict, frames, args) -> tuple:
+    "Training and dev datasets and the collator the student needs: waveforms, log-mel features, or cached frozen states."
+    student = model.student
+    if not cfg.frozen_cache:
+        collator = LogMelCollator(processor) if is_whisper(student.config) else Collator(processor)
+        return (*(SpeechDataset(records[s], processor, frames=frames) for s in ("train", "dev")), collator)
+    folder = Path(cfg.output_dir) / "frozen_cache" if cfg.frozen_cache == "auto" else Path(cfg.frozen_cache)
+    with args.main_process_first(desc="frozen layers' states"):
+        cache = TeacherCache(FrozenBottom(student.to(args.device), processor), folder)
+        for s in ("train", "dev"):
+            records[s] = _fill_frozen(cache, records[s], skips[s], progress=args.process_index == 0)
+            if not records[s]: raise ValueError(f"{cfg.lang_dir}: no {s} clip could be decoded\n{skips[s]}")
+    reader = TeacherCache.open(cache.dir)
+    return FrozenStatesDataset(records["train"], processor), FrozenStatesDataset(records["dev"], processor), FrozenStatesCollator(reader)
+
 # %% ../nbs/05_train.ipynb #d60a5bd1
 def train(cfg:TrainConfig, # the run; see `make_config`
           resume:bool=False, # continue the run in `cfg.output_dir` from its newest checkpoint
@@ -475,14 +590,16 @@ def train(cfg:TrainConfig, # the run; see `make_config`
     main = args.process_index == 0
     with args.main_process_first(desc="data, vocabulary and teacher features"):
         if main: out.mkdir(parents=True, exist_ok=True); cfg.save(out / "train_config.json")
-        frames, records, skips = conv_frames(_student_config(cfg)), {}, {}
+        student_config = _student_config(cfg)
+        frames, records, skips = conv_frames(student_config), {}, {}
+        longest = 30.0 if is_whisper(student_config) else None  # a Whisper encoder takes up to 30 s
         for split in ("train", "dev", "test"):  # the length limits shape training only: dev and test are scored whole
-            limits = dict(max_duration=cfg.max_duration, max_label_length=cfg.max_label_chars) if split == "train" else \
-                     dict(max_duration=None, max_label_length=None)
+            limits = dict(max_duration=min(cfg.max_duration, longest or cfg.max_duration), max_label_length=cfg.max_label_chars) \
+                     if split == "train" else dict(max_duration=longest, max_label_length=None)
             records[split], skips[split] = read_split(cfg.lang_dir, split, mode=cfg.text_mode, frames=frames, **limits)
         if (out / "vocab.json").exists(): processor = Wav2Vec2Processor.from_pretrained(out)
-        else: processor = make_processor(build_vocab((r.text for r in records["train"]), cfg.vocab_coverage),
-                                         save_dir=out if main else None)
+        else: processor = student_processor(build_vocab((r.text for r in records["train"]), cfg.vocab_coverage),
+                                            student_config, save_dir=out if main else None)
         cache = teacher_dim = teacher_id = None
         if cfg.lam > 0 and cfg.teacher_features:  # features computed earlier: the teacher is not loaded
             cache = TeacherCache.open(cfg.teacher_features)
@@ -490,16 +607,22 @@ def train(cfg:TrainConfig, # the run; see `make_config`
                 raise ValueError(f"teacher_features {cfg.teacher_features}: {len(missing)} train/dev transcript(s) are not in it, "
                                f"e.g. {missing[0]!r}; fill it with the teacher for this language first")
             teacher_dim, teacher_id = cache.dim, cache.identity
+        elif cfg.lam > 0 and parse_control(cfg.teacher):  # a diagnostic teacher (distill_l2s.controls), computed once
+            cache = control_cache(cfg.teacher, records["train"] + records["dev"], cfg.teacher_cache or out / "teacher_cache",
+                                  device=args.device, progress=main)
+            teacher_dim, teacher_id = cache.dim, cache.identity
         elif cfg.lam > 0:
             teacher = TextTeacher(cfg.teacher, layer=cfg.teacher_layer, device=args.device, too_long="truncate")  # counted, warned
             cache = TeacherCache(teacher, cfg.teacher_cache or out / "teacher_cache")
             cache.fill([r.text for s in ("train", "dev") for r in records[s]], progress=main)
             teacher.model.to("cpu")  # the cache answers from now on; keep the accelerator for the student
             teacher_dim, teacher_id = teacher.dim, teacher.identity
+        if cache is not None and cfg.segmentation == "forced":  # every transcript's characters map onto its features: check now
+            cache.label_tokens([r.text for s in ("train", "dev") for r in records[s]])
     set_seed(cfg.seed)  # the same initial student in every process and every resumed run
     model = build_model(cfg, processor, teacher_dim)
-    train_ds, dev_ds = (SpeechDataset(records[s], processor, frames=frames) for s in ("train", "dev"))
-    collator = Collator(processor) if cache is None else TeacherCollator(Collator(processor), cache)
+    train_ds, dev_ds, collator = student_data(cfg, model, processor, records, skips, frames, args)
+    if cache is not None: collator = TeacherCollator(collator, cache, cfg.segmentation)
     trainer = DistillTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds, data_collator=collator,
                              processing_class=processor, compute_metrics=ctc_metrics(processor), callbacks=callbacks,
                              lengths=[r.duration for r in records["train"]] if cfg.group_by_length else None,
@@ -552,5 +675,5 @@ def transcribe(student, processor:Wav2Vec2Processor, paths:list, batch_size:int=
             try: waves.append(load_audio(p, rate))
             except Exception as e: raise ValueError(f"{p}: cannot read audio ({type(e).__name__}: {e})") from None
         x = processor(waves, sampling_rate=rate, return_tensors="pt", padding=True)
-        out += greedy_decode(student, processor, x["input_values"], x.get("attention_mask"))
+        out += greedy_decode(student, processor, x[student.main_input_name], x.get("attention_mask"))
     return out

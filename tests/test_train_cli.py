@@ -1,7 +1,7 @@
 """End-to-end checks of training, evaluation and transcription through the command line, on a generated
 Common Voice-style folder, a tiny random wav2vec 2.0 student and a tiny random BERT teacher (all offline, CPU).
 
-Covered: the three commands and their argument errors, distillation and the λ = 0 baseline, seeded
+Covered: the three commands and their argument errors, distillation and the λ = 0 baseline, forced-alignment segments, seeded
 reproducibility, resume after a SIGKILL (final weights identical to an uninterrupted run), two-process DDP
 with gloo (both ranks end with the same weights, also when one rank sees a non-finite loss), and the
 `[project.scripts]` entries. Everything runs by default (about a minute and a half on 2 CPU cores).
@@ -280,3 +280,44 @@ def test_precomputed_teacher_features(work):
         train(_tiny_cfg(work, work["dir"] / "pre_bad", lam=0.5, teacher_features=str(partial.dir)))
     with pytest.raises(ValueError, match="not a teacher-cache folder"):
         train(_tiny_cfg(work, work["dir"] / "pre_bad2", lam=0.5, teacher_features=str(work["dir"] / "partial")))
+
+
+def test_forced_segmentation(work):
+    """`--set segmentation=forced` trains end to end; a run reading the filled cache without the teacher ends with the same
+    weights; a control teacher written with `TeacherCache.write` (positions = characters) trains too."""
+    import dataclasses
+    import torch
+    from distill_l2s.data import read_split
+    from distill_l2s.teacher import ALIGNMENT_FILE, TeacherCache, read_alignment
+    from distill_l2s.train import train
+    out = work["dir"] / "forced"
+    run(work, "distill-l2s-train", *tiny(work, out, 0.5, "--set", "segmentation=forced"))
+    live = json.loads((out / "results.json").read_text())
+    assert json.loads((out / "train_config.json").read_text())["segmentation"] == "forced"
+    steps = [h for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+    assert steps and all(h["kd_loss"] > 0 and h["forced_fallback"] == 0 and 0 <= h["shrink_fallback"] <= 1 for h in steps)
+    # the rows compared are the teacher's word pieces that cover characters: fewer than the labels (spaces cover none)
+    assert all(0 < h["kd_rows_per_label"] < 1 for h in steps)
+    assert json.loads((out / "model" / "distill_l2s_projection.json").read_text())["segmentation"] == "forced"
+    # the same run from the read-only cache: the teacher's tokenizer travels in the cache folder
+    folder = next((out / "teacher_cache").iterdir())
+    assert read_alignment(folder)["kind"] == "tokenizer" and (folder / "tokenizer" / "tokenizer.json").is_file()
+    cfg = _tiny_cfg(work, work["dir"] / "forced_pre", lam=0.5, teacher_features=str(folder), segmentation="forced")
+    pre = train(dataclasses.replace(cfg, teacher=str(work["dir"] / "no-such-teacher")))
+    for k in ("weights_digest", "dev", "test"): assert pre[k] == live[k], k
+    # a control teacher whose positions are the characters (one fixed random vector per character), written from a dict
+    texts = sorted({r.text for s in ("train", "dev") for r in read_split(work["lang"], s)[0]})
+    g = torch.Generator().manual_seed(0)
+    unit = {c: torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0) for c in sorted(set("".join(texts)))}
+    oracle = TeacherCache.write(work["dir"] / "oracle", {t: torch.stack([unit[c] for c in t]) for t in texts}, identity="oracle seed 0")
+    res = train(_tiny_cfg(work, work["dir"] / "forced_oracle", lam=0.5, teacher_features=str(oracle.dir), segmentation="forced"))
+    logs = [h for h in json.loads((work["dir"] / "forced_oracle" / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+    assert res["teacher_identity"] == "oracle seed 0" and all(h["kd_loss"] > 0 for h in logs)
+    # position i is character i, the space included: every label is compared with its own vector
+    assert all(abs(h["kd_rows_per_label"] - 1) < 1e-6 for h in logs)
+    # a cache folder without a declaration is refused before anything loads
+    (work["dir"] / "legacy").mkdir()
+    for f in folder.glob("*"):
+        if f.is_file() and f.name != ALIGNMENT_FILE: (work["dir"] / "legacy" / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(ValueError, match="alignment.json"):
+        train(_tiny_cfg(work, work["dir"] / "forced_bad", lam=0.5, teacher_features=str(work["dir"] / "legacy"), segmentation="forced"))

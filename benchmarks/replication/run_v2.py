@@ -1,0 +1,63 @@
+"""Replication v2: train every run of the v2 grid that has no result yet, then write its tables and plots.
+
+    python benchmarks/replication/run_v2.py                 # the v2 grid (45 runs and 3 stronger models, about 3 h on 2 cores)
+    python benchmarks/replication/run_v2.py --report-only   # tables and plots from the records already here
+
+The grid (the pretrained whisper-base student and v1's random student; the e5 teacher with greedy and forced
+segments, a random teacher, a knowledge control and a label control) is defined and tested in
+`nbs/14_replication_v2.ipynb` (module `distill_l2s.replication_v2`). Corpus, features, stronger models, frozen states,
+checkpoints and logs go to the work folder (default `<cache>/replication-v2`); the result records
+(`results/v2/`), the report (`v2.md`) and the plots (`plots/v2/`) go into this folder and are committed.
+Finished runs are skipped and interrupted ones resume, as in `run.py`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--jobs", type=int, default=0, help="runs trained at once (default: CPU cores // threads, at least 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--work", type=Path, default=None, help="folder for corpus, features, stronger models and run folders")
+    p.add_argument("--results", type=Path, default=HERE / "results" / "v2", help="folder of the result records")
+    p.add_argument("--teacher", default=None, help="text teacher folder (default: the offline multilingual-e5-small)")
+    p.add_argument("--only", default=None, help="train only runs whose name contains this text, e.g. whisper-sw or seed0")
+    p.add_argument("--deadline-min", type=float, default=None, help="start no run after this many minutes")
+    p.add_argument("--report-only", action="store_true", help="write tables and plots from the records, train nothing")
+    return p
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    from distill_l2s.e5 import cache_root
+    from distill_l2s.replication import run_grid
+    from distill_l2s.replication_v2 import FULL_V2, write_report_v2
+    work = a.work or cache_root() / "replication-v2"
+    jobs = a.jobs or max(1, (os.cpu_count() or 1) // max(1, a.threads))
+    failed = {}
+    if not a.report_only:
+        deadline = time.time() + 60 * a.deadline_min if a.deadline_min is not None else None
+        summary = run_grid(FULL_V2, work, a.results, jobs=jobs, threads=a.threads, teacher=a.teacher, deadline=deadline, only=a.only)
+        failed = summary["failed"]
+        print(f"{summary['done']} runs trained, {summary['skipped']} finished before, {len(failed)} failed, "
+              f"{summary['postponed']} not started (deadline)")
+        for k, v in failed.items(): print(f"  failed: {k}: {v}  (log: {work / 'runs' / k / 'log.txt'})")
+    if not any(a.results.glob("*.json")):
+        print(f"no result records in {a.results}: nothing to report")
+        return 1 if failed else 0
+    rows = write_report_v2(a.results, FULL_V2, HERE / "v2.md", HERE / "plots" / "v2", work=work)
+    print(f"{len(rows)} table rows from {a.results} written to {HERE / 'v2.md'}; plots in {HERE / 'plots' / 'v2'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
