@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 from transformers.trainer_callback import ProgressCallback
 
 # %% auto #0
-__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'ARMS', 'REPLICATION', 'REPOSITORY', 'student_config', 'demo_config', 'DemoProgress',
-           'run_arm', 'train_texts', 'arm_record', 'results_markdown', 'utterance_alignment', 'run_length_stats',
-           'side_by_side', 'next_steps', 'run_demo', 'demo_cli']
+__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'DEFAULT_BATCH', 'ARMS', 'REPLICATION', 'REPOSITORY', 'student_config',
+           'demo_config', 'DemoProgress', 'run_arm', 'train_texts', 'arm_record', 'results_markdown',
+           'utterance_alignment', 'run_length_stats', 'side_by_side', 'next_steps', 'run_demo', 'demo_cli']
 
 # %% ../nbs/10_demo.ipynb #4489fa65
 from .train import make_config, train, load_student, transcribe, TrainConfig
@@ -34,7 +34,7 @@ from .plots import (plot_training_curves, plot_results, plot_alignment, alignmen
 
 # %% ../nbs/10_demo.ipynb #c471201a
 DEFAULT_LANGS = ("sw", "ru")  # low-resource Swahili (7 min) and mid-sized Russian (18 min), in two scripts that matplotlib's bundled font draws
-DEFAULT_STEPS = 600  # optimizer steps per run: both arms of both default languages learn within them (see below)
+DEFAULT_STEPS, DEFAULT_BATCH = 1200, 4  # optimizer steps per run and clips per step: every default run learns in them
 ARMS = ("baseline", "distill")  # run folder names: λ = 0, and λ = `lam`
 
 def student_config(hidden:int=128, # width of the transformer
@@ -54,7 +54,7 @@ def demo_config(lang_dir, # a Common Voice-style language folder
                 student:str="random", # "random" (a fresh student of `student_cfg`) or a folder/hub name
                 student_cfg:dict|None=None, # Wav2Vec2Config values for a random student (default `student_config()`)
                 steps:int=DEFAULT_STEPS, # optimizer steps
-                batch_size:int=8, # utterances per step
+                batch_size:int=DEFAULT_BATCH, # utterances per step
                 learning_rate:float=2e-3, # peak learning rate (10% warm-up, cosine decay)
                 seed:int=0, # the same for both arms
                 eval_batch_size:int=40, # utterances per forward pass when scoring dev and test
@@ -218,7 +218,7 @@ def run_demo(langs=DEFAULT_LANGS, # language codes of the synthesised corpus
              student_cfg=None, # Wav2Vec2Config values for a random student (default `student_config()`)
              lam:float=0.5, # λ of the Distill-L2S arm
              steps:int=DEFAULT_STEPS, # optimizer steps per run
-             batch_size:int=8, # utterances per step
+             batch_size:int=DEFAULT_BATCH, # utterances per step
              learning_rate:float=2e-3, # peak learning rate
              scale:float=1.0, # multiplies the corpus' training clips per language
              eval_clips:int=40, # clips each in dev and test per language
@@ -307,7 +307,7 @@ def demo_cli(
     layers:int=2, # transformer layers of the random student
     lam:float=0.5, # λ, weight of the distillation loss, of the Distill-L2S arm
     steps:int=DEFAULT_STEPS, # optimizer steps per run
-    batch_size:int=8, # utterances per step
+    batch_size:int=DEFAULT_BATCH, # utterances per step
     lr:float=2e-3, # peak learning rate
     scale:float=1.0, # multiplies the training clips per language (sw, ko, ta: 150; en: 1000; see synth.DEFAULT_SIZES)
     eval_clips:int=40, # clips each in dev and test per language

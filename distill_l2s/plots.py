@@ -336,9 +336,10 @@ def table_notes(rows: list[dict], # `summarise` rows
     "How to read a results table: the notes that apply to these rows (one seed, WER of 1 or more, runs that did not learn)."
     notes = []
     if any(r["n"] == 1 for r in rows):
-        notes.append("One seed per arm: the changes are single measurements. The same run with another seed moves the "
-                     "error rates by several percent either way; `benchmarks/replication/README.md` measures that spread "
-                     "over three seeds per arm, so a change of a few percent here is not evidence either way.")
+        notes.append("One seed per arm: each change is a single measurement. Another seed moves the error rates by several "
+                     "percent either way, and by far more where one run of a pair leaves the blank plateau of CTC training "
+                     "earlier than the other; `benchmarks/replication/README.md` measures the spread over three seeds per "
+                     "arm. A change from one seed, however large, is no evidence for or against distillation.")
     if any(r["wer"] >= 1 for r in rows if "wer" in r):
         notes.append(f"A {split} WER of 1 or more means that few words are right: WER counts every wrong, missing and "
                      "extra word against the number of reference words, so a student that misspells most words scores "
