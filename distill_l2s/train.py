@@ -438,7 +438,7 @@ class DistillTrainer(Trainer):
             self.nonfinite_in_row = 0
             self._loss_parts += torch.stack([ctc.detach(), kd.detach()])
             self._n_parts += 1
-            if out.kd_stats is not None:  # DataParallel gathers one row per GPU
+            if getattr(out, "kd_stats", None) is not None:  # models without a bridge have none; DataParallel gathers one row per GPU
                 self._kd_stats += out.kd_stats.detach().view(-1, len(KD_STATS)).mean(0)
                 self._n_stats += 1
             if not self._void_step: self.accelerator.backward(loss / steps)

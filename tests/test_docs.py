@@ -177,9 +177,14 @@ def test_exported_functions_documented(crawl):
     assert not missing, "exported names without their documentation:\n" + "\n".join(missing)
 
 
+_TYPOGRAPHY = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2026": "...", "\u2013": "--",
+                             "\u2014": "---"})
+
+
 def _plain(md: str) -> str:
     "The text a Markdown line shows: code marks, emphasis and link targets removed, spaces collapsed."
     md = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", md)
+    md = md.translate(_TYPOGRAPHY)  # Pandoc's smart typography: 's → ’s, ... → …
     return " ".join(re.sub(r"[`*_]", "", md).split())
 
 
