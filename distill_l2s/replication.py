@@ -193,8 +193,8 @@ def prepare(grid:Grid, # the runs to prepare for
         if not cells: continue
         texts = _texts(corpus[c] for c in cells)
         folder = work / record["features"][kind] if kind in record.get("features", {}) else None
-        if not _features_ready(folder, texts):
-            from distill_l2s.teacher import TextTeacher, TeacherCache
+        from distill_l2s.teacher import TextTeacher, TeacherCache, read_alignment
+        if not _features_ready(folder, texts) or read_alignment(folder) is None:  # a cache made before alignment.json: declared now
             if teacher is None:
                 from distill_l2s.e5 import offline_teacher_path
                 teacher = offline_teacher_path()
