@@ -35,7 +35,7 @@ def train_cli(
     lang_dir:str, # Common Voice language folder (clips/, train.tsv, dev.tsv, test.tsv)
     output_dir:str, # run folder: config, vocabulary, checkpoints, model/ and results.json
     preset:str="paper", # starting values: "paper" (the published recipe) or "tiny" (a CPU smoke run)
-    student:str=None, # hub name or folder of a CTC speech model, or "random" (default: the preset's)
+    student:str=None, # hub name or folder of a CTC speech model or a Whisper model (e.g. openai/whisper-small), "whisper-base" (offline, the whisper extra), or "random" (default: the preset's)
     teacher:str=None, # hub name or folder of the frozen text encoder (default: the preset's)
     lam:float=None, # weight of the distillation loss; 0 trains the CTC baseline without a teacher (default 0.5)
     student_layer:int=None, # student hidden layer to distil (-1: the last)
