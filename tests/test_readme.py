@@ -36,15 +36,15 @@ def folder(tmp_path_factory):
     return d
 
 
-def _run(code: str, cwd: Path):
-    "Run `code` in a fresh Python in which `distill_l2s` cannot be imported."
-    guard = "import sys; sys.modules['distill_l2s'] = None  # the README says: without this library\n"
+def _run(code: str, cwd: Path, library: bool = False):
+    "Run `code` in a fresh Python in which `distill_l2s` cannot be imported (unless `library`)."
+    guard = "" if library else "import sys; sys.modules['distill_l2s'] = None  # the README says: without this library\n"
     env = {**os.environ, "PYTHONPATH": "", "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-c", guard + code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_pipeline_example_runs(folder):
-    (block,) = [b for b in readme_python_blocks() if "pipeline(" in b]
+    (block,) = [b for b in readme_python_blocks() if "pipeline(" in b and "import distill_l2s" not in b]
     assert '"raw"' in block and "sampling_rate" in block, "the example must pass decoded audio, which needs no ffmpeg"
     r = _run(block, folder)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -63,3 +63,27 @@ def test_a_file_name_needs_ffmpeg(folder):
     msg = "ValueError: ffmpeg was not found but is required to load audio files from filename"
     assert r.returncode != 0 and msg in r.stderr, r.stderr[-2000:]
     assert msg in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_whisper_student_loads_after_import(folder):
+    "The README's Whisper lines: a saved whisper_ctc student transcribes through the pipeline after `import distill_l2s`, not before."
+    from distill_l2s.text import build_vocab, make_processor
+    from distill_l2s.train import load_student, transcribe
+    from distill_l2s.whisper import save_tiny_whisper, whisper_ctc_from_pretrained, whisper_processor
+    model = folder / "runs" / "ta-whisper" / "model"
+    tok = make_processor(build_vocab(["habari ya asubuhi", "lala salama"])).tokenizer
+    student = whisper_ctc_from_pretrained(str(save_tiny_whisper(folder / "tiny-whisper")), vocab_size=len(tok),
+                                          pad_token_id=tok.pad_token_id)
+    student.save_pretrained(model); whisper_processor(tok, student.config.num_mel_bins, save_dir=model)
+    (plain,) = [b for b in readme_python_blocks() if "pipeline(" in b and "import distill_l2s" not in b]
+    (block,) = [b for b in readme_python_blocks() if "import distill_l2s" in b]
+    assert 'model="runs/ta-whisper/model"' in block
+    rest = plain.split("asr = ", 1)[1].split("\n", 1)[1]  # the README's lines after the pipeline is made
+    code = "import soundfile as sf\nfrom transformers import pipeline\n" + block + rest
+    r = _run(code, folder, library=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (line,) = r.stdout.splitlines() or [""]
+    student, processor = load_student(model)
+    assert line == transcribe(student, processor, [folder / "clip1.mp3"])[0]
+    r = _run(code.replace("import distill_l2s", "pass"), folder, library=True)  # without the import: transformers alone
+    assert r.returncode != 0 and "whisper_ctc" in r.stderr, r.stderr[-2000:]
