@@ -79,6 +79,7 @@ CURVE_KEYS = {
     "Rows compared per label": ("kd_rows_per_label",),
     "Projected student norm": ("student_norm",),
     "Teacher norm": ("teacher_norm",),
+    "Forced segments fell back (share)": ("forced_fallback",),  # segmentation=forced: labels longer than the frames
 }
 
 ZERO_IS_ABSENT = ("kd_loss",)  # a series of zeros under these keys counts as not logged
