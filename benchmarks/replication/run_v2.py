@@ -2,6 +2,7 @@
 
     python benchmarks/replication/run_v2.py                 # the v2 grid (45 runs and 3 stronger models, about 3 h on 2 cores)
     python benchmarks/replication/run_v2.py --report-only   # tables and plots from the records already here
+    python benchmarks/replication/run_v2.py --cells whisper-sw-150,whisper-ru-150 --seeds 0,1,2   # a part of the grid
 
 The grid (the pretrained whisper-base student and v1's random student; the e5 teacher with greedy and forced
 segments, a random teacher, a knowledge control and a label control) is defined and tested in
@@ -29,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=None, help="folder for corpus, features, stronger models and run folders")
     p.add_argument("--results", type=Path, default=HERE / "results" / "v2", help="folder of the result records")
     p.add_argument("--teacher", default=None, help="text teacher folder (default: the offline multilingual-e5-small)")
+    p.add_argument("--cells", default=None, help="comma-separated cells of the grid to prepare and train, e.g. "
+                   "whisper-sw-150,whisper-ru-150 (default: all: whisper-sw-150, whisper-ru-150, random-sw-150)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--only", default=None, help="train only runs whose name contains this text, e.g. whisper-sw or seed0")
     p.add_argument("--deadline-min", type=float, default=None, help="start no run after this many minutes")
     p.add_argument("--report-only", action="store_true", help="write tables and plots from the records, train nothing")
@@ -40,13 +44,24 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     from distill_l2s.e5 import cache_root
     from distill_l2s.replication import run_grid
+    from dataclasses import replace
     from distill_l2s.replication_v2 import FULL_V2, write_report_v2
+    grid = FULL_V2
+    if a.cells:
+        names = [c.strip() for c in a.cells.split(",") if c.strip()]
+        known = {c.name: c for c in FULL_V2.cells}
+        bad = [n for n in names if n not in known]
+        if bad: raise SystemExit(f"--cells: unknown cell(s) {bad}; the grid has {', '.join(known)}")
+        grid = replace(grid, cells=tuple(known[n] for n in names))
+    if a.seeds:
+        try: grid = replace(grid, seeds=tuple(int(x) for x in a.seeds.split(",") if x.strip()))
+        except ValueError: raise SystemExit(f"--seeds: {a.seeds!r} is not a comma-separated list of integers") from None
     work = a.work or cache_root() / "replication-v2"
     jobs = a.jobs or max(1, (os.cpu_count() or 1) // max(1, a.threads))
     failed = {}
     if not a.report_only:
         deadline = time.time() + 60 * a.deadline_min if a.deadline_min is not None else None
-        summary = run_grid(FULL_V2, work, a.results, jobs=jobs, threads=a.threads, teacher=a.teacher, deadline=deadline, only=a.only)
+        summary = run_grid(grid, work, a.results, jobs=jobs, threads=a.threads, teacher=a.teacher, deadline=deadline, only=a.only)
         failed = summary["failed"]
         print(f"{summary['done']} runs trained, {summary['skipped']} finished before, {len(failed)} failed, "
               f"{summary['postponed']} not started (deadline)")
@@ -54,7 +69,7 @@ def main(argv=None) -> int:
     if not any(a.results.glob("*.json")):
         print(f"no result records in {a.results}: nothing to report")
         return 1 if failed else 0
-    rows = write_report_v2(a.results, FULL_V2, HERE / "v2.md", HERE / "plots" / "v2", work=work)
+    rows = write_report_v2(a.results, grid, HERE / "v2.md", HERE / "plots" / "v2", work=work)
     print(f"{len(rows)} table rows from {a.results} written to {HERE / 'v2.md'}; plots in {HERE / 'plots' / 'v2'}")
     return 1 if failed else 0
 
