@@ -24,7 +24,7 @@ from .train import make_config, train
 
 # %% auto #0
 __all__ = ['ARMS_V2', 'WHISPER_ARMS', 'RANDOM_ARMS', 'FULL_V2', 'V2_START', 'V2_END', 'Cell', 'RunV2', 'GridV2', 'bridge_fit',
-           'internals_table', 'fit_table', 'stronger_table', 'write_report_v2']
+           'internals_table', 'fit_table', 'teacher_spread', 'spread_table', 'stronger_table', 'write_report_v2']
 
 # %% ../nbs/14_replication_v2.ipynb #e8ac9206
 ARMS_V2 = {  # arm -> (teacher, TrainConfig changes); all at the grid's λ
@@ -231,7 +231,7 @@ def bridge_fit(run_dir, # a run folder: its model/ holds the student and the pro
     return dict(r2=float(1 - sse / sst), rows=len(target), mse=float(sse / target.numel()),
                 teacher_var=float(sst / target.numel()), segmentation=cfg.segmentation, split=split)
 
-# %% ../nbs/14_replication_v2.ipynb #106ab7b7
+# %% ../nbs/14_replication_v2.ipynb #9876c413
 V2_START, V2_END = "<!-- v2-tables:start -->", "<!-- v2-tables:end -->"
 _STATS = (("shrink_fallback", "fallback share"), ("kd_rows_per_label", "rows per label"), ("student_norm", "student norm"),
           ("teacher_norm", "teacher norm"), ("forced_fallback", "forced fallback"))
@@ -259,6 +259,36 @@ def fit_table(fits:dict, records:list) -> str:
     lines = [[cell, arm, len(v), f"{np.mean(v):.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else "")]
              for (cell, arm), v in sorted(groups.items())]
     return markdown_table(["cell", "arm", "seeds", "R² on dev"], lines)
+
+def teacher_spread(folder, # a teacher-feature cache folder
+                   texts, # the transcripts whose features to read (all in the cache)
+                  ) -> dict:
+    "How a teacher's token vectors spread: their mean squared norm, the share of it in the one vector all tokens share (their mean), and the variance per dimension around that mean."
+    from distill_l2s.teacher import TeacherCache
+    feats, lens = TeacherCache.open(folder).get(list(texts))
+    x = torch.cat([feats[i, :n] for i, n in enumerate(lens.tolist())]).double()                 # (tokens, D)
+    mean, total = x.mean(0), (x ** 2).sum(1).mean()
+    return dict(tokens=len(x), dim=x.shape[1], mean_sq_norm=float(total), shared=float((mean ** 2).sum() / total),
+                var_per_dim=float(((x - mean) ** 2).sum(1).mean() / x.shape[1]))
+
+def _teacher_key(arm:str, cell:str):
+    kind = ARMS_V2[arm][0]
+    return None if kind is None else kind if kind in ("e5", "random") else f"{kind}:{cell}"
+
+def spread_table(spreads:dict, records:list) -> str:
+    "Per cell and arm: the teacher's spread (`teacher_spread`) beside the run's training KD loss at its last logged step (mean over seeds)."
+    groups = {}
+    for r in records:
+        if r["spec"]["lam"] > 0: groups.setdefault((r["cell"], r["spec"]["arm"]), []).append(_last(r["history"], "kd_loss"))
+    lines = []
+    for (cell, arm), kd in sorted(groups.items()):
+        s = spreads.get(f"{cell}/{arm}")
+        if s is None: continue
+        k = float(np.nanmean(kd))
+        lines.append([cell, arm, s["dim"], f"{s['mean_sq_norm']:.3g}", f"{s['shared']:.2f}", f"{s['var_per_dim']:.4g}", f"{k:.4g}",
+                      f"{k / s['var_per_dim']:.2f}"])
+    return markdown_table(["cell", "arm", "teacher width", "mean squared norm", "share in the shared vector",
+                           "variance per dimension", "final KD loss (MSE per dimension)", "KD loss / variance"], lines)
 
 def stronger_table(prepared:dict, rows:list) -> str:
     "The knowledge control's stronger models against the mean baseline of their cells (test CER)."
@@ -292,6 +322,17 @@ def write_report_v2(results_dir, # the v2 result records
         fits_file.write_text(json.dumps(fits, indent=1, sort_keys=True) + "\n")
     elif (results_dir.parent / f"{results_dir.name}-prepared.json").is_file():
         prepared = json.loads((results_dir.parent / f"{results_dir.name}-prepared.json").read_text())
+    spreads_file = results_dir.parent / f"{results_dir.name}-teachers.json"
+    spreads = json.loads(spreads_file.read_text()) if spreads_file.is_file() else {}
+    if work is not None and prepared:
+        for c in grid.cells:
+            corpus = prepared["corpus"].get(f"{c.lang}-{c.clips}")
+            for arm in c.arms:
+                key, name = _teacher_key(arm, c.name), f"{c.name}/{arm}"
+                if key is None or name in spreads or key not in prepared["features"] or corpus is None: continue
+                texts = [r.text for r in read_split(Path(work) / corpus, "train")[0]]
+                spreads[name] = teacher_spread(Path(work) / prepared["features"][key], texts)
+        spreads_file.write_text(json.dumps(spreads, indent=1, sort_keys=True) + "\n")
     rows, parts = [], []
     rel = lambda p: os.path.relpath(p, md.parent)
     for student in dict.fromkeys(c.student for c in grid.cells):
@@ -310,6 +351,7 @@ def write_report_v2(results_dir, # the v2 result records
             parts.append(f"![curves {student}]({rel(plots_dir / f'curves_{student}.png')})\n")
     body = ("### Stronger models of the knowledge control\n\n" + stronger_table(prepared, rows) + "\n" if prepared.get("stronger") else "") + \
            "\n".join(parts) + "\n### What the bridge did (last logged step)\n\n" + internals_table(records) + \
-           ("\n### Bridge fit\n\n" + fit_table(fits, records) if fits else "")
+           ("\n### Bridge fit\n\n" + fit_table(fits, records) if fits else "") + \
+           ("\n### Teacher features and the loss they leave\n\n" + spread_table(spreads, records) if spreads else "")
     replace_block(md, body, V2_START, V2_END)
     return rows
