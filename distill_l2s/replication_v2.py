@@ -26,7 +26,7 @@ from .train import make_config, train
 __all__ = ['ARMS_V2', 'WHISPER_ARMS', 'RANDOM_ARMS', 'FULL_V2', 'V2_START', 'V2_END', 'Cell', 'RunV2', 'GridV2', 'bridge_fit',
            'internals_table', 'fit_table', 'teacher_spread', 'spread_table', 'stronger_table', 'write_report_v2']
 
-# %% ../nbs/14_replication_v2.ipynb #e8ac9206
+# %% ../nbs/14_replication_v2.ipynb #e20e2472
 ARMS_V2 = {  # arm -> (teacher, TrainConfig changes); all at the grid's λ
     "baseline": (None, {}),
     "distill": ("e5", {}),                                        # the paper: e5 teacher, greedy shrink + interpolation
@@ -36,7 +36,7 @@ ARMS_V2 = {  # arm -> (teacher, TrainConfig changes); all at the grid's λ
     "knowledge-forced": ("knowledge", dict(segmentation="forced")),
     "label": ("label", {}),                                       # one fixed random vector per character
 }
-WHISPER_ARMS = ("baseline", "distill", "distill-forced", "random-teacher", "knowledge", "label")
+WHISPER_ARMS = ("baseline", "distill", "distill-forced", "random-teacher", "knowledge", "knowledge-forced", "label")
 RANDOM_ARMS = ("baseline", "distill-forced", "knowledge")
 
 @dataclass(frozen=True)

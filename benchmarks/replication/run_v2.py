@@ -1,6 +1,6 @@
 """Replication v2: train every run of the v2 grid that has no result yet, then write its tables and plots.
 
-    python benchmarks/replication/run_v2.py                 # the v2 grid: 45 runs and 3 stronger models (about 5 h on 2 cores)
+    python benchmarks/replication/run_v2.py                 # the v2 grid: 51 runs and 3 stronger models (about 5.5 h on 2 cores)
     python benchmarks/replication/run_v2.py --report-only   # tables and plots from the records already here
     python benchmarks/replication/run_v2.py --cells whisper-sw-150,whisper-ru-150 --seeds 0,1,2   # a part of the grid
 
@@ -12,8 +12,8 @@ checkpoints and logs go to the work folder (default `<cache>/replication-v2`); t
 Finished runs are skipped and interrupted ones resume, as in `run.py`.
 
 Cost measured on the 2-core development machine, two runs at a time with one torch thread each: a whisper-base run
-(240 steps of 8 clips, frozen states cached) takes 6.5 to 8 minutes, so the 36 runs of the two Whisper cells take
-about 2.5 hours; the random student's stronger model (1,200 steps on 600 clips) about 1.5 hours by itself.
+(240 steps of 8 clips, frozen states cached) takes 6.5 to 8 minutes, so the 42 runs of the two Whisper cells take
+about 3 hours; the random student's stronger model (1,200 steps on 600 clips) about 1.5 hours by itself.
 """
 from __future__ import annotations
 
