@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 from transformers.trainer_callback import ProgressCallback
 
 # %% auto #0
-__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'DEFAULT_BATCH', 'RECIPES', 'ARMS', 'REPLICATION', 'REPOSITORY', 'student_config',
-           'student_family', 'demo_recipe', 'demo_config', 'DemoProgress', 'run_arm', 'train_texts', 'arm_record',
-           'results_markdown', 'utterance_alignment', 'run_length_stats', 'side_by_side', 'next_steps', 'run_demo',
-           'demo_cli']
+__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'DEFAULT_BATCH', 'RECIPES', 'ARMS', 'REPLICATION', 'REPLICATION_V2', 'REPOSITORY',
+           'student_config', 'student_family', 'demo_recipe', 'demo_config', 'DemoProgress', 'run_arm', 'train_texts',
+           'arm_record', 'results_markdown', 'utterance_alignment', 'run_length_stats', 'side_by_side', 'next_steps',
+           'run_demo', 'demo_cli']
 
 # %% ../nbs/10_demo.ipynb #4489fa65
 from .train import make_config, train, load_student, transcribe, TrainConfig
@@ -191,6 +191,7 @@ def run_length_stats(model_dir, # a run's model/ folder
 
 # %% ../nbs/10_demo.ipynb #65c20683
 REPLICATION = "benchmarks/replication/README.md"  # the measured replication, in the repository
+REPLICATION_V2 = "benchmarks/replication/v2.md"  # replication v2: the pretrained Whisper student and the controls
 REPOSITORY = "https://github.com/distill-l2s/distill-l2s"
 
 def _corpus(data_dir, langs, scale, eval_clips, seed):
@@ -226,6 +227,9 @@ def next_steps(out_dir, # the demo's output folder, as given
         f"    distill-l2s-transcribe {shlex.quote(str(model))} {shlex.quote(str(clip))}",
         f"  The method measured, with three seeds per arm, in the repository's {REPLICATION}",
         f"    ({REPOSITORY}/blob/main/{REPLICATION}); this demo runs one seed per arm.",
+        f"  On a pretrained student (whisper-base), with controls that test whether the bridge carries knowledge,",
+        f"  in {REPLICATION_V2}; its Swahili cell is rerun by",
+        "    python benchmarks/replication/run_v2.py --cells whisper-sw-150 --seeds 0,1,2",
         "  Scale up: more speech, steps and a larger student, e.g.",
         "    distill-l2s-demo --langs sw,ru,ar,hi --scale 4 --steps 2400 --hidden 256 --layers 4",
         "  Real data with pretrained models (a GPU and the Hugging Face hub): the README's \"Training on Common Voice\",",
