@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .align import forced_align
 from .data import Collator, SpeechDataset
 from .teacher import TeacherCache, TextTeacher, weights_digest
-from .whisper import LogMelCollator, is_whisper, whisper_frames
+from .students import student_family
 
 # %% auto #0
 __all__ = ['CONTROLS', 'parse_control', 'label_oracle_features', 'knowledge_features', 'random_teacher', 'control_cache']
@@ -78,9 +78,9 @@ def knowledge_features(model_dir, # a saved CTC student (a run's model/ folder),
     first = {}
     for r in records: first.setdefault(r.text, r)
     todo = sorted(first.values(), key=lambda r: r.duration or 0)
-    frames_of = whisper_frames if is_whisper(student.config) else None
-    ds = SpeechDataset(todo, processor, **({"frames": frames_of} if frames_of else {}))
-    collate = LogMelCollator(processor) if is_whisper(student.config) else Collator(processor)
+    family = student_family(student.config)
+    ds = SpeechDataset(todo, processor, frames=family.frames)
+    collate = family.collator(processor)
     out, counts = {}, dict(transcripts=len(todo), fallback=0)
     blank = processor.tokenizer.pad_token_id
     for batch in tqdm(DataLoader(ds, batch_size=batch_size, collate_fn=collate), desc="knowledge features", disable=not progress):

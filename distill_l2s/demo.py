@@ -20,13 +20,14 @@ from tqdm.auto import tqdm
 from transformers.trainer_callback import ProgressCallback
 
 # %% auto #0
-__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'DEFAULT_BATCH', 'RECIPES', 'ARMS', 'REPLICATION', 'REPLICATION_V2', 'REPOSITORY',
-           'student_config', 'student_family', 'demo_recipe', 'demo_config', 'DemoProgress', 'run_arm', 'train_texts',
+__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'DEFAULT_BATCH', 'ARMS', 'REPLICATION', 'REPLICATION_V2', 'REPOSITORY',
+           'student_config', 'demo_family', 'demo_recipe', 'demo_config', 'DemoProgress', 'run_arm', 'train_texts',
            'arm_record', 'results_markdown', 'utterance_alignment', 'run_length_stats', 'side_by_side', 'next_steps',
            'run_demo', 'demo_cli']
 
 # %% ../nbs/10_demo.ipynb #4489fa65
-from .train import make_config, train, load_student, transcribe, TrainConfig
+from .train import PRESETS, make_config, train, load_student, transcribe, TrainConfig, _student_config
+from .students import StudentFamily, student_family
 from .data import read_split, load_audio
 from .e5 import cache_root
 from .plots import (plot_training_curves, plot_results, plot_alignment, alignment_inputs, length_stats,
@@ -35,9 +36,7 @@ from .plots import (plot_training_curves, plot_results, plot_alignment, alignmen
 
 # %% ../nbs/10_demo.ipynb #c471201a
 DEFAULT_LANGS = ("sw", "ru")  # low-resource Swahili (7 min) and mid-sized Russian (18 min), in two scripts that matplotlib's bundled font draws
-DEFAULT_STEPS, DEFAULT_BATCH = 1200, 4  # optimizer steps per run and clips per step: every default run learns in them
-RECIPES = {"random": dict(steps=DEFAULT_STEPS, batch_size=DEFAULT_BATCH, learning_rate=2e-3),  # a student from scratch
-           "whisper": dict(steps=240, batch_size=8, learning_rate=1e-3)}  # the pretrained Whisper encoder (the `whisper` preset)
+DEFAULT_STEPS, DEFAULT_BATCH = PRESETS["scratch"]["max_steps"], PRESETS["scratch"]["batch_size"]  # every default run learns in them
 ARMS = ("baseline", "distill")  # run folder names: λ = 0, and λ = `lam`
 
 def student_config(hidden:int=128, # width of the transformer
@@ -50,20 +49,21 @@ def student_config(hidden:int=128, # width of the transformer
     return dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=2 * hidden,
                 conv_dim=(conv_dim, conv_dim))
 
-def student_family(student:str) -> str:
-    "'whisper' for a Whisper model's name or folder, else 'random' (whose recipe other students keep)."
-    if student == "random": return "random"
-    config = Path(student) / "config.json"
-    if config.is_file():
-        return "whisper" if json.loads(config.read_text()).get("model_type") in ("whisper", "whisper_ctc") else "random"
-    return "whisper" if "whisper" in student.lower() else "random"
+def demo_family(student:str, # the demo's --student: "random", an offline name, a folder or a hub name
+               ) -> StudentFamily:
+    "The family of the demo's student, from its config."
+    try: return student_family(_student_config(TrainConfig(student=student)))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--student {student!r}: its config does not load ({str(e).strip().splitlines()[0]})") from None
 
 def demo_recipe(student:str, # the demo's --student
                 steps:int|None=None, batch_size:int|None=None, learning_rate:float|None=None, # None: the student's recipe
                ) -> dict:
-    "Steps, clips per step and peak learning rate of the demo's runs: what is given, the rest from `RECIPES`."
+    "Steps, clips per step and peak learning rate of the demo's runs: what is given, the rest from its family's preset."
+    preset = PRESETS[demo_family(student).demo_preset]
     given = dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate)
-    return {**RECIPES[student_family(student)], **{k: v for k, v in given.items() if v is not None}}
+    return {**dict(steps=preset["max_steps"], batch_size=preset["batch_size"], learning_rate=preset["learning_rate"]),
+            **{k: v for k, v in given.items() if v is not None}}
 
 def demo_config(lang_dir, # a Common Voice-style language folder
                 output_dir, # the run folder
@@ -81,7 +81,7 @@ def demo_config(lang_dir, # a Common Voice-style language folder
     random = student == "random"
     r = demo_recipe(student, steps, batch_size, learning_rate)
     steps, batch_size, learning_rate = r["steps"], r["batch_size"], r["learning_rate"]
-    return make_config("whisper" if student_family(student) == "whisper" else "tiny", dict(
+    return make_config(demo_family(student).demo_preset, dict(
         max_steps=steps, warmup_steps=max(1, steps // 10), learning_rate=learning_rate, batch_size=batch_size,
         per_device_batch_size=batch_size, eval_steps=max(1, steps // 5), eval_batch_size=eval_batch_size, logging_steps=max(1, steps // 20),
         save_total_limit=1, student_config=(student_cfg or student_config()) if random else {}, seed=seed),
@@ -145,9 +145,7 @@ def _student_pass(student, processor, waves):
     try:
         with torch.no_grad(): out = student(inputs, attention_mask=mask)
     finally: hook.remove()
-    if getattr(out, "frame_lengths", None) is not None: return out.logits, seen[-1], out.frame_lengths  # Whisper students
-    samples = mask.sum(-1) if mask is not None else torch.full((len(waves),), inputs.shape[-1])
-    return out.logits, seen[-1], student._get_feat_extract_output_lengths(samples).long()
+    return out.logits, seen[-1], student_family(student.config).output_lengths(student, out, mask, inputs)
 
 def utterance_alignment(model_dir, # a Distill-L2S run's model/ folder (student, processor, projection)
                         record, # one record of `read_split`
@@ -271,7 +269,7 @@ def run_demo(langs=DEFAULT_LANGS, # language codes of the synthesised corpus
     else: say(f"[2/5] teacher: {teacher}, frozen")
     recipe = demo_recipe(student, steps, batch_size, learning_rate)
     steps, batch_size, learning_rate = recipe["steps"], recipe["batch_size"], recipe["learning_rate"]
-    if student != "random": say(f"      student: {student}, {student_family(student)} recipe: {steps} steps of {batch_size} clips, peak lr {learning_rate:g}")
+    if student != "random": say(f"      student: {student}, {demo_family(student).name} recipe: {steps} steps of {batch_size} clips, peak lr {learning_rate:g}")
     records, runs = {}, [(l, a) for l in langs for a in ARMS]
     for k, (lang, arm) in enumerate(runs, 1):
         cfg = demo_config(corpus[lang]["dir"], out / "runs" / lang / arm, 0.0 if arm == "baseline" else lam, teacher,

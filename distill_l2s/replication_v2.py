@@ -165,13 +165,15 @@ def _fill_frozen_states(grid:GridV2, records:list, folder:Path, progress:bool):
     from distill_l2s.data import SkipSummary
     from distill_l2s.teacher import TeacherCache
     from distill_l2s.text import make_processor
-    from distill_l2s.train import _fill_frozen
-    from distill_l2s.whisper import FrozenBottom, whisper_ctc_from_pretrained, whisper_processor
-    student = whisper_ctc_from_pretrained(grid.whisper, vocab_size=3, pad_token_id=0, frozen_layers=grid.whisper_frozen).eval()
-    processor = whisper_processor(make_processor({"[PAD]": 0, "[UNK]": 1, "|": 2}).tokenizer, student.config.num_mel_bins)
-    cache = TeacherCache(FrozenBottom(student, processor), folder)
+    from distill_l2s.students import fill_frozen_cache, student_family
+    from distill_l2s.train import _student_config as config_of
+    cfg = _whisper_config(grid, folder, folder, 0.0, 0, folder)
+    family, vocab = student_family(config_of(cfg)), {"[PAD]": 0, "[UNK]": 1, "|": 2}  # the states do not depend on the vocabulary
+    processor = family.processor(vocab)
+    student = family.student(cfg, processor.tokenizer).eval()
     skipped = SkipSummary("frozen states")
-    _fill_frozen(cache, list({str(r.path): r for r in records}.values()), skipped, progress=progress)
+    fill_frozen_cache(family.frozen_cache(student, processor, folder), list({str(r.path): r for r in records}.values()), skipped,
+                      progress=progress)
     if skipped.skipped: raise ValueError(f"clips that do not decode in the prepared corpus:\n{skipped}")
 
 def _config_v2(self:GridV2, spec:RunV2, work_dir, prepared:dict):
@@ -202,17 +204,18 @@ def bridge_fit(run_dir, # a run folder: its model/ holds the student and the pro
     from distill_l2s.data import Collator, SpeechDataset
     from distill_l2s.model import load_projection
     from distill_l2s.teacher import TeacherCache
-    from distill_l2s.train import TrainConfig, conv_frames, load_student
-    from distill_l2s.whisper import LogMelCollator, is_whisper
+    from distill_l2s.students import student_family
+    from distill_l2s.train import TrainConfig, load_student
     run = Path(run_dir)
     cfg = TrainConfig.load(run / "train_config.json")
     if cfg.lam == 0 or not cfg.teacher_features: raise ValueError(f"{run}: a run with a teacher read from teacher_features is needed")
     student, processor = load_student(run / "model")
     projection, settings = load_projection(run / "model")
     cache = TeacherCache.open(cfg.teacher_features)
-    records = read_split(cfg.lang_dir, split, max_duration=30.0 if is_whisper(student.config) else None, mode=cfg.text_mode)[0]
-    ds = SpeechDataset(records, processor, frames=conv_frames(student.config))
-    collate = LogMelCollator(processor) if is_whisper(student.config) else Collator(processor)
+    family = student_family(student.config)
+    records = read_split(cfg.lang_dir, split, max_duration=family.max_duration, mode=cfg.text_mode)[0]
+    ds = SpeechDataset(records, processor, frames=family.frames)
+    collate = family.collator(processor)
     blank, ignore = settings["blank_id"], tuple(settings["ignore_ids"])
     preds, targets = [], []
     for batch in DataLoader(ds, batch_size=batch_size, collate_fn=collate):

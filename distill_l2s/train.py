@@ -31,16 +31,16 @@ from .data import read_split, ctc_frames, load_audio, SpeechDataset, Collator, l
 from .data import drop_leaks, format_skips
 from .teacher import TextTeacher, TeacherCache, check_hub, read_alignment
 from .model import KD_STATS, DistillL2S, NonFiniteLossError
-from .whisper import (FrozenBottom, FrozenStatesCollator, FrozenStatesDataset, LogMelCollator, clip_key, is_whisper,
-                                 resolve_student, whisper_ctc_from_pretrained, whisper_frames, whisper_processor)
+from .whisper import resolve_student
+from .students import student_family
 from .controls import CONTROLS, control_cache, parse_control
 
 # %% auto #0
 __all__ = ['TINY_STUDENT', 'PRESETS', 'SPLIT_FILES', 'INTERP_MODES', 'LOSS_KINDS', 'SEGMENTATIONS', 'RESUMABLE', 'TrainConfig',
            'parse_overrides', 'make_config', 'save_tiny_teacher', 'world_size', 'check_config', 'conv_frames',
            'student_processor', 'build_model', 'TeacherCollator', 'greedy_ids', 'ctc_metrics', 'DistillTrainer',
-           'greedy_decode', 'evaluate_records', 'training_args', 'student_digest', 'student_data', 'train',
-           'load_student', 'transcribe']
+           'greedy_decode', 'evaluate_records', 'training_args', 'student_digest', 'train', 'load_student',
+           'transcribe']
 
 # %% ../nbs/05_train.ipynb #170c0017
 @dataclass
@@ -120,6 +120,10 @@ PRESETS = {
                  per_device_batch_size=2, eval_steps=4, eval_batch_size=4, logging_steps=2, layerdrop=0.0,
                  attention_dropout=0.0, hidden_dropout=0.0, mask_time_prob=0.0, freeze_feature_encoder=False,
                  num_workers=0, fp16=False, report_to="none"),
+    "scratch": dict(student="random", max_steps=1200, warmup_steps=120, learning_rate=2e-3, batch_size=4,
+                    per_device_batch_size=4, eval_steps=240, eval_batch_size=40, logging_steps=60, layerdrop=0.0,
+                    attention_dropout=0.0, hidden_dropout=0.0, mask_time_prob=0.0, freeze_feature_encoder=False,
+                    num_workers=0, save_total_limit=1, fp16=False, report_to="none"),
     "whisper": dict(student="whisper-base", max_steps=240, warmup_steps=24, learning_rate=1e-3, batch_size=8,
                     per_device_batch_size=8, eval_steps=48, eval_batch_size=16, logging_steps=12, layerdrop=0.0,
                     attention_dropout=0.0, hidden_dropout=0.0, mask_time_prob=0.05, freeze_feature_encoder=True,
@@ -255,12 +259,8 @@ def check_config(cfg:TrainConfig, resume:bool=False):
         if errs[-1] is None: student_config = _student_config(cfg)
     else: student_config = _student_config(cfg)
     if (cfg.frozen_layers or cfg.frozen_cache) and student_config is not None:
-        if not is_whisper(student_config):
-            errs.append(f"frozen_layers and frozen_cache apply to Whisper students; {cfg.student!r} is a {student_config.model_type} model")
-        elif not 0 <= cfg.frozen_layers <= student_config.encoder_layers:
-            errs.append(f"frozen_layers={cfg.frozen_layers} must lie in 0..{student_config.encoder_layers} (the student's layers)")
-        elif cfg.frozen_cache and not (cfg.frozen_layers or cfg.freeze_feature_encoder):
-            errs.append("frozen_cache needs a frozen bottom: set frozen_layers >= 1 or freeze_feature_encoder=true")
+        try: errs += student_family(student_config).check(cfg)
+        except ValueError as e: errs.append(f"student {cfg.student!r}: {e}")
     if cfg.lam > 0 and cfg.teacher_features:
         if not (Path(cfg.teacher_features) / "identity.txt").is_file():
             errs.append(f"teacher_features {cfg.teacher_features!r} is not a teacher-cache folder (no identity.txt); "
@@ -285,43 +285,24 @@ def check_config(cfg:TrainConfig, resume:bool=False):
 
 # %% ../nbs/05_train.ipynb #ea4967c4
 def conv_frames(config):
-    "samples -> output frames of the student described by `config` (a wav2vec2-style convolutional encoder, or Whisper's)."
-    if is_whisper(config): return whisper_frames
-    kernel, stride = tuple(config.conv_kernel), tuple(config.conv_stride)
-    return lambda n: ctc_frames(n, conv_kernel=kernel, conv_stride=stride)
+    "samples -> output frames of the student described by `config` (its family's `frames`)."
+    return student_family(config).frames
 
 def student_processor(vocab:dict, # character -> id, from `build_vocab`
-                      student_config, # the student's config: Whisper students read log-mel features, the others waveforms
+                      student_config, # the student's config: its family decides the feature extractor
                       save_dir=None, # folder to save the processor in
                      ) -> Wav2Vec2Processor:
     "The processor of a new run: the character tokenizer with the feature extractor the student reads."
-    processor = make_processor(vocab, save_dir=None if is_whisper(student_config) else save_dir)
-    if not is_whisper(student_config): return processor
-    return whisper_processor(processor.tokenizer, student_config.num_mel_bins, save_dir=save_dir)
+    return student_family(student_config).processor(vocab, save_dir=save_dir)
 
 def build_model(cfg:TrainConfig, processor:Wav2Vec2Processor, teacher_dim:int|None) -> DistillL2S:
     "The `DistillL2S` model `cfg` asks for, its student's CTC head sized for `processor`'s vocabulary."
     tok = processor.tokenizer
-    over = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, ctc_loss_reduction="mean", ctc_zero_infinity=True,
-                layerdrop=cfg.layerdrop, attention_dropout=cfg.attention_dropout, hidden_dropout=cfg.hidden_dropout,
-                mask_time_prob=cfg.mask_time_prob)
     kw = dict(lam=cfg.lam, student_layer=cfg.student_layer, shrinking=cfg.shrinking, interp_mode=cfg.interp_mode,
               loss_kind=cfg.loss_kind, ignore_ids=(tok.unk_token_id,), blank_id=tok.pad_token_id, segmentation=cfg.segmentation,
               check_finite=False)  # DistillTrainer checks, in agreement across processes
     width = teacher_dim or 1  # λ = 0 loads no teacher; the projection then exists but is never used
-    if cfg.student != "random" and is_whisper(config := _student_config(cfg)):
-        over = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, encoder_layerdrop=cfg.layerdrop, dropout=cfg.hidden_dropout,
-                    attention_dropout=cfg.attention_dropout, mask_time_prob=cfg.mask_time_prob, frozen_layers=cfg.frozen_layers)
-        if cfg.random_init:
-            from distill_l2s.whisper import WhisperCTCConfig, WhisperForCTC
-            student = WhisperForCTC(WhisperCTCConfig.from_whisper(config, **over))
-        else: student = whisper_ctc_from_pretrained(cfg.student, **over)
-        model = DistillL2S(student, width, **kw)
-    elif cfg.student == "random" or cfg.random_init:
-        config = (Wav2Vec2Config(**{**TINY_STUDENT, **cfg.student_config, **over}) if cfg.student == "random"
-                  else AutoConfig.from_pretrained(cfg.student, **over))
-        model = DistillL2S(AutoModelForCTC.from_config(config), width, **kw)
-    else: model = DistillL2S.from_student(cfg.student, width, processor=processor, student_kw=over, **kw)
+    model = DistillL2S(student_family(_student_config(cfg)).student(cfg, tok), width, **kw)
     if cfg.freeze_feature_encoder: model.student.freeze_feature_encoder()
     return model
 
@@ -478,19 +459,18 @@ def greedy_decode(student, processor:Wav2Vec2Processor,
                   attention_mask:torch.Tensor|None=None) -> list[str]:
     "Greedy CTC transcripts of a padded batch."
     student.eval()
-    dev = next(student.parameters()).device
-    if attention_mask is not None: attention_mask = attention_mask.to(dev)
-    logits = student(**{student.main_input_name: input_values.to(dev)}, attention_mask=attention_mask).logits  # (B, T, V)
-    return processor.batch_decode(greedy_ids(student, logits, attention_mask, processor.tokenizer.pad_token_id).cpu())
+    logits, frames = student_family(student.config).logits(student, input_values, attention_mask)  # (B, T, V), (B,)
+    return processor.batch_decode(greedy_ids(student, logits, None, processor.tokenizer.pad_token_id, frames).cpu())
 
 def evaluate_records(student, processor:Wav2Vec2Processor, records:list, batch_size:int=16, desc:str="evaluating",
                      summary=None, # the records' `SkipSummary`: clips that fail to load are counted in it and left out
                      max_bad_share:float|None=None, # stop when more than this share of the summary's rows is damaged
                     ) -> dict:
     "CER and WER of `student` on `records` (from `read_split`), greedy decoding, against the normalised transcripts."
-    ds = SpeechDataset(records, processor, on_error="drop", frames=conv_frames(student.config), summary=summary,
+    family = student_family(student.config)
+    ds = SpeechDataset(records, processor, on_error="drop", frames=family.frames, summary=summary,
                        max_bad_share=max_bad_share)  # a clip that cannot be loaded is left out, never scored twice
-    collate = LogMelCollator(processor) if is_whisper(student.config) else Collator(processor)
+    collate = family.collator(processor)
     loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate)
     refs, hyps = [], []
     for batch in tqdm(loader, desc=desc, unit="batch"):
@@ -555,40 +535,6 @@ def student_digest(student) -> str:
         h.update(k.encode()); h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
-# %% ../nbs/05_train.ipynb #c8ea9d9d
-def _fill_frozen(cache:TeacherCache, records:list, summary, batch_size:int=16, progress:bool=True) -> list:
-    "Fill `cache` with the frozen states of `records` (shortest first); return the records whose clip decoded."
-    from tqdm.auto import tqdm
-    todo = sorted(records, key=lambda r: r.duration or 0)
-    keys, bad = {id(r): clip_key(r.path) for r in todo}, set()
-    for i in tqdm(range(0, len(todo), batch_size), desc="frozen layers' states", unit="batch", disable=not progress):
-        batch = [r for r in todo[i:i + batch_size] if keys[id(r)] not in cache]
-        try: cache.fill([keys[id(r)] for r in batch], batch_size=batch_size, progress=False)
-        except Exception:  # find the clip(s) that fail, keep the others
-            for r in batch:
-                try: cache.fill([keys[id(r)]], progress=False)
-                except Exception as e:
-                    bad.add(id(r)); summary.drop("undecodable clip", f"{Path(r.path).name} ({type(e).__name__})", key=str(r.path))
-    cache.flush()
-    return [r for r in records if id(r) not in bad]
-
-def student_data(cfg:TrainConfig, model:DistillL2S, processor:Wav2Vec2Processor, records:dict, skips:dict, frames, args) -> tuple:
-    "Training and dev datasets and the collator the student needs: waveforms, log-mel features, or cached frozen states."
-    student = model.student
-    if not cfg.frozen_cache:
-        collator = LogMelCollator(processor) if is_whisper(student.config) else Collator(processor)
-        return (*(SpeechDataset(records[s], processor, frames=frames, summary=skips[s], max_bad_share=cfg.max_bad_share)
-                  for s in ("train", "dev")), collator)  # a clip that fails to load is counted in its split's summary
-    folder = Path(cfg.output_dir) / "frozen_cache" if cfg.frozen_cache == "auto" else Path(cfg.frozen_cache)
-    with args.main_process_first(desc="frozen layers' states"):
-        cache = TeacherCache(FrozenBottom(student.to(args.device), processor), folder)
-        for s in ("train", "dev"):
-            records[s] = _fill_frozen(cache, records[s], skips[s], progress=args.process_index == 0)
-            skips[s].check(cfg.max_bad_share)
-            if not records[s]: raise ValueError(f"{cfg.lang_dir}: no {s} clip could be decoded\n{skips[s]}")
-    reader = TeacherCache.open(cache.dir)
-    return FrozenStatesDataset(records["train"], processor), FrozenStatesDataset(records["dev"], processor), FrozenStatesCollator(reader)
-
 # %% ../nbs/05_train.ipynb #d60a5bd1
 def train(cfg:TrainConfig, # the run; see `make_config`
           resume:bool=False, # continue the run in `cfg.output_dir` from its newest checkpoint
@@ -606,8 +552,9 @@ def train(cfg:TrainConfig, # the run; see `make_config`
     with args.main_process_first(desc="data, vocabulary and teacher features"):
         if main: out.mkdir(parents=True, exist_ok=True); cfg.save(out / "train_config.json")
         student_config = _student_config(cfg)
-        frames, records, skips = conv_frames(student_config), {}, {}
-        longest = 30.0 if is_whisper(student_config) else None  # a Whisper encoder takes up to 30 s
+        family = student_family(student_config)
+        frames, records, skips = family.frames, {}, {}
+        longest = family.max_duration  # e.g. a Whisper encoder takes up to 30 s
         for split in ("train", "dev", "test"):  # the length limits shape training only: dev and test are scored whole
             limits = dict(max_duration=min(cfg.max_duration, longest or cfg.max_duration), max_label_length=cfg.max_label_chars) \
                      if split == "train" else dict(max_duration=longest, max_label_length=None)
@@ -639,7 +586,7 @@ def train(cfg:TrainConfig, # the run; see `make_config`
             cache.label_tokens([r.text for s in ("train", "dev") for r in records[s]])
     set_seed(cfg.seed)  # the same initial student in every process and every resumed run
     model = build_model(cfg, processor, teacher_dim)
-    train_ds, dev_ds, collator = student_data(cfg, model, processor, records, skips, frames, args)
+    train_ds, dev_ds, collator = family.training_data(cfg, model.student, processor, records, skips, args)
     if cache is not None: collator = TeacherCollator(collator, cache, cfg.segmentation)
     trainer = DistillTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds, data_collator=collator,
                              processing_class=processor, compute_metrics=ctc_metrics(processor), callbacks=callbacks,

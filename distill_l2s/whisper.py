@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForCTC, WhisperConfig, WhisperFeatureExtractor
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForCTC, BatchFeature, WhisperConfig, WhisperFeatureExtractor
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
 from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
 from transformers.models.whisper.modeling_whisper import WhisperEncoder, WhisperPreTrainedModel
@@ -570,19 +570,17 @@ class WhisperCTCFeatureExtractor(WhisperFeatureExtractor):
         if longest > self.n_samples and not truncation:
             raise ValueError(f"a clip of {longest / self.sampling_rate:.1f} s is longer than the {self.chunk_length} s a "
                              "Whisper encoder takes: cut it, or pass chunk_length_s to the speech pipeline")
-        out = super().__call__(raw_speech, truncation=truncation, padding=padding,
-                               return_attention_mask=return_attention_mask, **kwargs)
-        if return_attention_mask and "attention_mask" in out:  # the frames each clip has alone, not its samples' mask
-            sizes = [len(w) for w in raw_speech] if many else [np.shape(raw_speech)[-1]]
-            out["attention_mask"] = self.frame_mask(sizes, np.shape(out["attention_mask"])[-1], out["attention_mask"])
-        return out
-
-    def frame_mask(self, sizes:list[int], T:int, like):
-        "(B, T) mask of the log-mel frames each clip has alone (`samples // hop_length`), in the type of `like`."
-        n = np.minimum(np.asarray(sizes) // self.hop_length, T)
-        mask = (np.arange(T)[None] < n[:, None]).astype(np.int32)                                # (B, T)
-        if isinstance(like, torch.Tensor): return torch.as_tensor(mask, dtype=like.dtype)
-        return mask if isinstance(like, np.ndarray) else mask.tolist()
+        if not many or padding not in (True, "longest"):  # one clip, or padding to a fixed length
+            return super().__call__(raw_speech, truncation=truncation, padding=padding,
+                                    return_attention_mask=return_attention_mask, **kwargs)
+        tensors = kwargs.pop("return_tensors", None)
+        feats = [super(WhisperCTCFeatureExtractor, self).__call__(w, truncation=truncation, padding="longest", return_tensors="np",
+                                                                  **kwargs)["input_features"][0] for w in raw_speech]  # (n_mels, T_i)
+        T = max(f.shape[-1] for f in feats)
+        data = {"input_features": np.stack([np.pad(f, ((0, 0), (0, T - f.shape[-1]))) for f in feats])}  # (B, n_mels, T)
+        if return_attention_mask:  # the frames each clip has alone
+            data["attention_mask"] = (np.arange(T)[None] < np.array([f.shape[-1] for f in feats])[:, None]).astype(np.int32)
+        return BatchFeature(data, tensor_type=tensors)
 
 def whisper_processor(tokenizer, # the character tokenizer (`make_processor(vocab).tokenizer`)
                       num_mel_bins:int=80, # mel bands of the student (128 for large-v3)
@@ -625,7 +623,7 @@ class FrozenBottom:
         enc, k = student.encoder, student.config.frozen_layers
         bottom = nn.ModuleList([enc.conv1, enc.conv2, enc.embed_positions, *enc.layers[:k]])
         settings = json.dumps({k_: v for k_, v in self.extractor.to_dict().items() if k_ != "processor_class"}, sort_keys=True, default=str)
-        self.identity = (f"whisper-frozen-bottom|layers={k}|weights={weights_digest(bottom)}|mask=frames-alone"
+        self.identity = (f"whisper-frozen-bottom|layers={k}|weights={weights_digest(bottom)}|features=per-clip"
                          f"|features={hashlib.blake2b(settings.encode(), digest_size=8).hexdigest()}")
         self.dim = student.config.d_model
 
