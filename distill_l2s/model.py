@@ -29,7 +29,7 @@ __all__ = ['KD_STATS', 'PROJECTION_FILE', 'NonFiniteLossError', 'DistillL2SOutpu
 class NonFiniteLossError(FloatingPointError):
     "The loss of a batch is NaN or infinite; the training loop may skip the batch."
 
-KD_STATS = ("shrink_fallback", "kd_rows", "label_length", "student_norm", "teacher_norm", "forced_fallback")  # the entries of `kd_stats`
+KD_STATS = ("shrink_fallback", "kd_rows", "label_length", "student_norm", "teacher_norm", "forced_fallback", "teacher_var")  # the entries of `kd_stats`
 
 @dataclass
 class DistillL2SOutput(ModelOutput):
@@ -40,7 +40,7 @@ class DistillL2SOutput(ModelOutput):
     logits: torch.FloatTensor|None = None  # (B, T, V) CTC logits
     frame_lengths: torch.LongTensor|None = None  # (B,) valid student frames
     kd_lengths: torch.LongTensor|None = None  # (B,) positions compared with the teacher (shrunk lengths)
-    kd_stats: torch.FloatTensor|None = None  # (6,) float32 on the device, named by `KD_STATS`; None without KD
+    kd_stats: torch.FloatTensor|None = None  # (7,) float32 on the device, named by `KD_STATS`; None without KD
     forced_fallbacks: torch.LongTensor|None = None  # () utterances whose forced alignment fell back; None unless segmentation="forced"
 
 _INTERP_MODES, _LOSS_KINDS, _SEGMENTATIONS = ("nearest", "linear"), ("mse", "cosine", "l1"), ("greedy", "forced")
@@ -63,6 +63,7 @@ class DistillL2S(nn.Module):
                  sync_free:bool|None=None, # pad the shrunk rows to all frames so the bridge reads nothing from the device; None: on CUDA
                  compile_bridge:bool=False, # run the bridge through torch.compile (implies sync_free)
                  segmentation:str="greedy", # "greedy": shrink by the CTC argmax (the paper); "forced": by the labels' Viterbi path
+                 teacher:nn.Module|None=None, # a text encoder trained with the student (token ids in, features out); None: features given
                 ):
         super().__init__()
         cfg = student.config
@@ -91,7 +92,9 @@ class DistillL2S(nn.Module):
         self._dropped = tuple(_check_ids((blank_id, *ignore_ids), getattr(student.lm_head, "out_features", cfg.vocab_size)))
         cfg.ctc_zero_infinity, cfg.ctc_loss_reduction = True, ctc_reduction
         adapter = student_layer == -1 and getattr(cfg, "add_adapter", False)  # the encoder output then has the adapter's width
-        self.student = student
+        if teacher is not None and getattr(teacher, "dim", teacher_dim) != teacher_dim:
+            raise ValueError(f"teacher_dim={teacher_dim} differs from the teacher's width {teacher.dim}")
+        self.student, self.teacher = student, teacher
         self.projection = Projection(cfg.output_hidden_size if adapter else cfg.hidden_size, teacher_dim)
         self.lam, self.student_layer, self.shrinking, self.interp_mode = lam, student_layer, shrinking, interp_mode
         self.loss_kind, self.ignore_ids, self.blank_id, self.check_finite = loss_kind, tuple(ignore_ids), blank_id, check_finite
@@ -204,8 +207,13 @@ class DistillL2S(nn.Module):
                 texts:list[str]|None=None, # the transcripts, as the collator passes them; not used here
                 input_features:torch.Tensor|None=None, # (B, n_mels, T) log-mel features, for a Whisper student
                 frozen_states:torch.Tensor|None=None, # (B, T, D) a Whisper student's frozen bottom, computed earlier
+                teacher_input_ids:torch.Tensor|None=None, # (B, L) the transcripts' tokens, for a `teacher` inside the step
+                teacher_attention_mask:torch.Tensor|None=None, # (B, L) 1 for real tokens
                ) -> DistillL2SOutput:
         "CTC loss, distillation loss and their weighted sum for one batch."
+        if teacher_input_ids is not None and self.lam > 0:
+            if self.teacher is None: raise ValueError("teacher_input_ids need a model built with a `teacher`; pass teacher_features instead")
+            teacher_features, teacher_lengths = self.teacher(teacher_input_ids, teacher_attention_mask)  # (B, L, D), (B,)
         if (teacher_features is None) != (teacher_lengths is None):
             raise ValueError("pass teacher_features and teacher_lengths together")
         out, feats = self.student_forward(input_values, attention_mask, labels, input_features=input_features,
@@ -230,7 +238,11 @@ class DistillL2S(nn.Module):
             nan = stats.new_full((), float("nan"))
             label_len = (labels >= 0).sum(-1).float().mean() if labels is not None else nan
             forced_share = fell_back.float().mean() if fell_back is not None else nan
-            stats = torch.cat([stats[:2], label_len[None], stats[2:], forced_share[None]])  # named by KD_STATS
+            valid = (torch.arange(t_feats.shape[1], device=t_feats.device)[None] < t_lens[:, None])[..., None].float()  # (B, L, 1)
+            t = t_feats.detach().float()
+            centre = (t * valid).sum((0, 1)) / valid.sum()                                    # (D,) the batch's mean token vector
+            t_var = (((t - centre) ** 2) * valid).sum((0, 1)).mean() / valid.sum()
+            stats = torch.cat([stats[:2], label_len[None], stats[2:], forced_share[None], t_var[None]])  # named by KD_STATS
         loss = out.loss if kd is None or out.loss is None else out.loss + self.lam * kd
         checked = loss if loss is not None else kd
         if self.check_finite and checked is not None:  # one host read: the loss is finite, the lengths were in range

@@ -29,9 +29,10 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 # %% auto #0
-__all__ = ['ALIGNMENTS', 'ALIGNMENT_FILE', 'TeacherLoadError', 'load_text_encoder', 'check_hub', 'weights_digest',
-           'tokenizer_digest', 'TextTeacher', 'char_tokens', 'write_alignment', 'read_alignment', 'CacheWarning',
-           'TeacherCache']
+__all__ = ['ALIGNMENTS', 'ALIGNMENT_FILE', 'TEACHER_MODES', 'AS_RUN_KEEP', 'TARGET_NORMS', 'TeacherLoadError',
+           'load_text_encoder', 'check_hub', 'weights_digest', 'tokenizer_digest', 'TextTeacher', 'char_tokens',
+           'write_alignment', 'read_alignment', 'CacheWarning', 'TeacherCache', 'fresh_encoder', 'reset_as_run',
+           'CompactEmbedding', 'TeacherTokens', 'TrainableTeacher', 'feature_stats', 'standardize']
 
 # %% ../nbs/03_teacher.ipynb #2454de3f
 class TeacherLoadError(ValueError):
@@ -532,3 +533,121 @@ def write(cls:TeacherCache,
         writer._pending = {writer._key(t): x.detach().to("cpu", dtype).contiguous() for t, x in items[s:s + shard_size]}
         writer.flush()
     return cls.open(folder)
+
+# %% ../nbs/03_teacher.ipynb #cf1bc4d4
+TEACHER_MODES = ("frozen", "joint", "as-run")
+AS_RUN_KEEP = ("embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight")  # what the official loading kept
+
+def fresh_encoder(model:torch.nn.Module, # a transformers text encoder
+                 ) -> torch.nn.Module:
+    "A new encoder of `model`'s class and config, initialised as its architecture initialises (seed with `torch.manual_seed`)."
+    try: return type(model)(model.config, add_pooling_layer=False)
+    except TypeError: return type(model)(model.config)
+
+def reset_as_run(model:torch.nn.Module, # a pretrained text encoder; changed in place
+                ) -> list[str]: # the names of the tensors that were reset
+    "Re-initialise every weight of `model` except its position and token-type embeddings, as the official code's loading did."
+    fresh, state = fresh_encoder(model).state_dict(), model.state_dict()
+    reset = [k for k in state if k not in AS_RUN_KEEP and k in fresh]
+    model.load_state_dict({**state, **{k: fresh[k] for k in reset}})
+    return reset
+
+class CompactEmbedding(torch.nn.Module):
+    "The rows of a word-embedding table that a corpus uses, as a trainable table looked up by the full vocabulary's ids."
+    def __init__(self, full:torch.nn.Embedding, # the encoder's word embeddings
+                 ids, # the token ids to keep (the ones the corpus uses)
+                ):
+        super().__init__()
+        ids = torch.as_tensor(sorted(set(int(i) for i in ids)), dtype=torch.long)
+        self.weight = torch.nn.Parameter(full.weight.detach()[ids].clone())                  # (kept, D)
+        index = torch.full((full.num_embeddings,), -1, dtype=torch.long)
+        index[ids] = torch.arange(len(ids))
+        self.register_buffer("index", index)  # full id -> row, -1 for a token the corpus does not use
+        self.num_embeddings, self.embedding_dim, self.padding_idx = full.num_embeddings, full.embedding_dim, full.padding_idx
+
+    def forward(self, input_ids:torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.embedding(self.index[input_ids].clamp(min=0), self.weight)  # (B, L, D)
+
+    def extra_repr(self): return f"{len(self.weight)} of {self.num_embeddings} rows, dim {self.embedding_dim}"
+
+class TeacherTokens:
+    "Transcripts -> padded token ids and mask for a `TrainableTeacher`, checked against its compact embedding (picklable, for collators)."
+    def __init__(self, tokenizer, max_length:int, index:torch.Tensor): self.tokenizer, self.max_length, self.index = tokenizer, max_length, index.cpu()
+
+    def __call__(self, texts:list[str]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        unknown = (self.index[batch["input_ids"]] < 0) & batch["attention_mask"].bool()                     # (B, L)
+        if bool(unknown.any()):
+            bad = list(texts)[int(unknown.any(1).nonzero()[0])]
+            raise ValueError(f"transcript {bad!r} has a token the teacher's training transcripts did not: give every train and dev "
+                             "transcript to `TrainableTeacher(texts=...)`")
+        return {"teacher_input_ids": batch["input_ids"], "teacher_attention_mask": batch["attention_mask"]}
+
+class TrainableTeacher(torch.nn.Module):
+    "A text encoder trained with the student (`teacher_mode` joint or as-run): token ids in, one layer's features out."
+    def __init__(self, name_or_path:str, # hub name or folder of a text encoder and its tokenizer
+                 texts:list[str], # every transcript the teacher will see (train and dev): their tokens make the compact embedding
+                 mode:str="joint", # "joint": from the pretrained weights; "as-run": reset as the official code's loading did
+                 layer:int=-1, # index into `hidden_states`: 0 = embeddings, -1 = last layer
+                 max_length:int|None=None, # most tokens per text, special tokens included (default: the tokenizer's limit)
+                ):
+        super().__init__()
+        if mode not in ("joint", "as-run"): raise ValueError(f"mode must be 'joint' or 'as-run' (a frozen teacher is cached), got {mode!r}")
+        self.model, self.tokenizer = load_text_encoder(name_or_path)
+        n = self.model.config.num_hidden_layers
+        if not -(n + 1) <= layer <= n: raise ValueError(f"layer={layer} is out of range for {name_or_path}: it has {n} layers")
+        self.mode, self.layer = mode, layer % (n + 1)
+        self.max_length = max_length or min(int(self.tokenizer.model_max_length), int(self.model.config.max_position_embeddings))
+        self.reset = reset_as_run(self.model) if mode == "as-run" else []
+        used = {i for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"] for i in ids}
+        self.model.set_input_embeddings(CompactEmbedding(self.model.get_input_embeddings(), used))
+        self.model.requires_grad_(True)
+        self.name_or_path = str(name_or_path)
+        self.tokens = TeacherTokens(self.tokenizer, self.max_length, self.model.get_input_embeddings().index)
+
+    @property
+    def dim(self) -> int: return self.model.config.hidden_size
+
+    @property
+    def identity(self) -> str: return f"{self.name_or_path}|layer={self.layer}|mode={self.mode}|trained with the student"
+
+    def tokenize(self, texts:list[str]) -> dict[str, torch.Tensor]:
+        "Padded token ids and mask of `texts` (special tokens included), checked against the compact embedding."
+        return self.tokens(texts)
+
+    def forward(self, input_ids:torch.Tensor, attention_mask:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        "Features (B, L, D), zero at padding, and token counts (B,), with gradients."
+        last = self.layer == self.model.config.num_hidden_layers
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=not last)
+        h = out.last_hidden_state if last else out.hidden_states[self.layer]
+        return h * attention_mask[..., None].to(h.dtype), attention_mask.sum(-1)
+
+# %% ../nbs/03_teacher.ipynb #6ec7fc14
+TARGET_NORMS = ("none", "standardize")
+
+def feature_stats(cache, # a `TeacherCache` (or one opened with `TeacherCache.open`) holding `texts`
+                  texts, # the training transcripts
+                  eps:float=1e-6, # floor of the standard deviation
+                 ) -> dict: # mean and std per dimension (lists), tokens counted, and the spread before
+    "Per-dimension mean and standard deviation of a teacher's token vectors over `texts` (each transcript once)."
+    texts = sorted(set(texts))
+    total, sq, n = None, None, 0
+    for i in range(0, len(texts), 256):
+        feats, lens = cache.get(texts[i:i + 256])                                      # (b, L, D), (b,)
+        x = torch.cat([feats[j, :k] for j, k in enumerate(lens.tolist())]).double()   # (tokens, D)
+        total = x.sum(0) if total is None else total + x.sum(0)
+        sq = (x ** 2).sum(0) if sq is None else sq + (x ** 2).sum(0)
+        n += len(x)
+    mean = total / n
+    var = (sq / n - mean ** 2).clamp(min=0)
+    return dict(mean=mean.tolist(), std=var.sqrt().clamp(min=eps).tolist(), tokens=n, texts=len(texts),
+                shared=float((mean ** 2).sum() / (sq.sum() / n)), var_per_dim=float(var.mean()))
+
+def standardize(feats:torch.Tensor, # (B, L, D) teacher features
+                lengths:torch.Tensor, # (B,) valid positions
+                stats:dict, # `feature_stats`
+               ) -> torch.Tensor:
+    "Features with each dimension's training mean removed and divided by its standard deviation; padding stays zero."
+    mean, std = (torch.tensor(stats[k], dtype=feats.dtype, device=feats.device) for k in ("mean", "std"))
+    valid = (torch.arange(feats.shape[1], device=feats.device)[None] < lengths.to(feats.device)[:, None])[..., None]
+    return torch.where(valid, (feats - mean) / std, torch.zeros((), dtype=feats.dtype, device=feats.device))

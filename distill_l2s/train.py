@@ -29,7 +29,8 @@ from transformers.trainer_utils import get_last_checkpoint
 from .text import build_vocab, make_processor, labels_to_text, cer, wer
 from .data import read_split, ctc_frames, load_audio, SpeechDataset, Collator, length_grouped_sampler
 from .data import drop_leaks, format_skips
-from .teacher import TextTeacher, TeacherCache, check_hub, read_alignment
+from .teacher import (TEACHER_MODES, TARGET_NORMS, TextTeacher, TeacherCache, TeacherTokens, TrainableTeacher, check_hub,
+                                 feature_stats, read_alignment, standardize)
 from .model import KD_STATS, DistillL2S, NonFiniteLossError
 from .whisper import resolve_student
 from .students import student_family
@@ -37,10 +38,10 @@ from .controls import CONTROLS, control_cache, parse_control
 
 # %% auto #0
 __all__ = ['TINY_STUDENT', 'PRESETS', 'SPLIT_FILES', 'INTERP_MODES', 'LOSS_KINDS', 'SEGMENTATIONS', 'RESUMABLE', 'TrainConfig',
-           'parse_overrides', 'make_config', 'save_tiny_teacher', 'world_size', 'check_config', 'conv_frames',
-           'student_processor', 'build_model', 'TeacherCollator', 'greedy_ids', 'ctc_metrics', 'DistillTrainer',
-           'greedy_decode', 'evaluate_records', 'training_args', 'student_digest', 'train', 'load_student',
-           'transcribe']
+           'parse_overrides', 'make_config', 'save_tiny_teacher', 'teacher_source', 'world_size', 'check_config',
+           'conv_frames', 'student_processor', 'build_model', 'TeacherCollator', 'greedy_ids', 'ctc_metrics',
+           'DistillTrainer', 'greedy_decode', 'evaluate_records', 'training_args', 'student_digest', 'train',
+           'load_student', 'transcribe']
 
 # %% ../nbs/05_train.ipynb #170c0017
 @dataclass
@@ -68,6 +69,9 @@ class TrainConfig:
     segmentation: str = "greedy"  # frames per teacher position: "greedy" shrinking (paper) or "forced" (the labels' CTC path)
     teacher_cache: str = ""  # folder for the teacher features (empty: `<output_dir>/teacher_cache`)
     teacher_features: str = ""  # a filled `TeacherCache` folder (holds identity.txt) to read instead of loading `teacher`
+    teacher_mode: str = "frozen"  # "frozen" (the paper: features cached once), "joint" (trained with the student), "as-run" (reset as the official code's loading did, then trained)
+    teacher_lr: float = 0.0  # learning rate of a trained teacher (joint, as-run); 0: the student's, as the official code had it
+    target_norm: str = "none"  # "none" (raw teacher features, the paper) or "standardize" (each dimension's training mean and std removed)
     # regularisation
     layerdrop: float = 0.1
     attention_dropout: float = 0.1
@@ -208,6 +212,12 @@ def _loads(what, name, load):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return f"{what} {name!r} does not load ({first}); {hint}"
 
+def teacher_source(teacher:str) -> str:
+    "The folder or hub name to load `teacher` from: the offline multilingual-e5-small's converted folder for that name."
+    if teacher != "multilingual-e5-small" or Path(teacher).is_dir(): return teacher
+    from distill_l2s.e5 import offline_teacher_path
+    return str(offline_teacher_path())
+
 def world_size() -> int:
     "Number of training processes (set by torchrun / accelerate launch, else 1)."
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -261,7 +271,19 @@ def check_config(cfg:TrainConfig, resume:bool=False):
     if (cfg.frozen_layers or cfg.frozen_cache) and student_config is not None:
         try: errs += student_family(student_config).check(cfg)
         except ValueError as e: errs.append(f"student {cfg.student!r}: {e}")
-    if cfg.lam > 0 and cfg.teacher_features:
+    if cfg.teacher_mode not in TEACHER_MODES: errs.append(f"teacher_mode={cfg.teacher_mode!r}: choose one of {', '.join(TEACHER_MODES)}")
+    if cfg.target_norm not in TARGET_NORMS: errs.append(f"target_norm={cfg.target_norm!r}: choose one of {', '.join(TARGET_NORMS)}")
+    if not cfg.teacher_lr >= 0: errs.append(f"teacher_lr={cfg.teacher_lr} must be >= 0 (0: the student's learning rate)")
+    live = cfg.lam > 0 and cfg.teacher_mode in ("joint", "as-run")
+    if live and (cfg.teacher_features or parse_control(cfg.teacher)):
+        errs.append(f"teacher_mode={cfg.teacher_mode} trains a text encoder with the student: give its folder or hub name as teacher, "
+                    "not teacher_features or a control")
+    if live and cfg.segmentation == "forced": errs.append(f"segmentation=forced needs cached teacher features: use teacher_mode=frozen")
+    if live and cfg.target_norm != "none":
+        errs.append(f"target_norm={cfg.target_norm} standardises cached features by their training statistics, which a teacher "
+                    f"trained with the student does not keep: use it with teacher_mode=frozen")
+    if live: errs.append(_loads("teacher", teacher_source(cfg.teacher), AutoConfig.from_pretrained))
+    elif cfg.lam > 0 and cfg.teacher_features:
         if not (Path(cfg.teacher_features) / "identity.txt").is_file():
             errs.append(f"teacher_features {cfg.teacher_features!r} is not a teacher-cache folder (no identity.txt); "
                         "give the folder `TeacherCache(...).dir` names")
@@ -276,8 +298,8 @@ def check_config(cfg:TrainConfig, resume:bool=False):
             if kind == "random-init" and arg != "multilingual-e5-small": errs.append(_loads("teacher", arg, AutoConfig.from_pretrained))
         except ValueError as e: errs.append(str(e))
     elif cfg.lam > 0:
-        errs.append(_loads("teacher", cfg.teacher, AutoConfig.from_pretrained))
-        if errs[-1] is None: errs.append(_loads("teacher tokenizer of", cfg.teacher, AutoTokenizer.from_pretrained))
+        errs.append(_loads("teacher", teacher_source(cfg.teacher), AutoConfig.from_pretrained))
+        if errs[-1] is None: errs.append(_loads("teacher tokenizer of", teacher_source(cfg.teacher), AutoTokenizer.from_pretrained))
         if errs[-1] is None and cfg.segmentation == "forced" and not AutoTokenizer.from_pretrained(cfg.teacher).is_fast:
             errs.append(f"teacher {cfg.teacher!r} has no fast tokenizer, whose character offsets segmentation=forced needs")
     errs = [e for e in errs if e]
@@ -309,14 +331,18 @@ def build_model(cfg:TrainConfig, processor:Wav2Vec2Processor, teacher_dim:int|No
 # %% ../nbs/05_train.ipynb #ebae9117
 class TeacherCollator:
     "Wrap a speech collator so that each batch also carries its transcripts' teacher features from a `TeacherCache`."
-    def __init__(self, collator, cache:TeacherCache,
-                 segmentation:str="greedy"): # "forced": add `label_tokens`, the teacher position of every label
-        self.collator, self.cache, self.segmentation = collator, cache, segmentation
+    def __init__(self, collator, cache:TeacherCache|None,
+                 segmentation:str="greedy", # "forced": add `label_tokens`, the teacher position of every label
+                 norm:dict|None=None, # `feature_stats` to standardise the features with (target_norm="standardize")
+                 tokens:TeacherTokens|None=None): # instead of a cache: token ids for a teacher trained in the step
+        self.collator, self.cache, self.segmentation, self.norm, self.tokens = collator, cache, segmentation, norm, tokens
 
     def __call__(self, items):
         batch = self.collator(items)
         if "texts" not in batch: return batch  # every clip failed to load (on_error="drop"): nothing to look up
+        if self.tokens is not None: return {**batch, **self.tokens(batch["texts"])}
         feats, lengths = self.cache.get(batch["texts"])  # (B, L, D) float32, (B,)
+        if self.norm is not None: feats = standardize(feats, lengths, self.norm)
         batch = {**batch, "teacher_features": feats, "teacher_lengths": lengths}
         if self.segmentation == "forced": batch["label_tokens"] = self.label_tokens(batch["texts"], batch["labels"], lengths)
         return batch
@@ -332,7 +358,7 @@ class TeacherCollator:
 
 # %% ../nbs/05_train.ipynb #79d10891
 _MODEL_KEYS = ("input_values", "input_features", "frozen_states", "attention_mask", "labels", "teacher_features", "teacher_lengths",
-               "label_tokens")
+               "label_tokens", "teacher_input_ids", "teacher_attention_mask")
 
 def greedy_ids(student, logits:torch.Tensor, attention_mask:torch.Tensor|None, blank_id:int,
                lengths:torch.Tensor|None=None) -> torch.Tensor:
@@ -358,16 +384,31 @@ class DistillTrainer(Trainer):
     def __init__(self, *args,
                  lengths:list|None=None, # training clip durations for length-grouped batches; None: random order
                  max_nonfinite:int=10, # stop after this many non-finite micro-batches in a row
+                 teacher_lr:float=0.0, # learning rate of the model's trained teacher, if it has one; 0: the student's
                  **kwargs):
         super().__init__(*args, **kwargs)
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
         if any(isinstance(c, ProgressCallback) and type(c) is not ProgressCallback for c in self.callback_handler.callbacks):
             for c in [c for c in self.callback_handler.callbacks if type(c) in (ProgressCallback, PrinterCallback)]:
                 self.remove_callback(c)  # a caller's progress display (a `ProgressCallback` subclass) replaces the Trainer's
-        self.lengths, self.max_nonfinite = lengths, max_nonfinite
+        self.lengths, self.max_nonfinite, self.teacher_lr = lengths, max_nonfinite, teacher_lr
         self.nonfinite_skipped, self.nonfinite_in_row, self._void_step = None, 0, False
         self._loss_parts, self._n_parts = torch.zeros(2, device=self.args.device), 0
         self._kd_stats, self._n_stats = torch.zeros(len(KD_STATS), device=self.args.device), 0  # sums of `kd_stats`
+
+    def create_optimizer(self, model=None):
+        "The Trainer's AdamW; with `teacher_lr`, the trained teacher's parameters in groups of their own at that rate."
+        opt = super().create_optimizer(model)
+        teacher = getattr(self.model, "teacher", None)
+        if not self.teacher_lr or teacher is None or getattr(self, "_teacher_groups", False): return opt
+        mine = {id(p) for p in teacher.parameters()}
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": ps, **({"lr": self.teacher_lr} if side else {})}
+                  for g in opt.param_groups for side in (False, True)
+                  if (ps := [p for p in g["params"] if (id(p) in mine) == side])]
+        opt.param_groups = []  # nothing stepped yet: regroup the same parameters
+        for g in groups: opt.add_param_group(g)
+        self._teacher_groups = True
+        return opt
 
     def _get_train_sampler(self, train_dataset=None):
         if self.lengths is None: return super()._get_train_sampler(train_dataset)
@@ -528,6 +569,18 @@ def _jsonable(x):
     if isinstance(x, (str, int, float, bool)) or x is None: return x
     return str(x)
 
+def _target_norm(cache:TeacherCache, texts:list[str], out:Path, main:bool) -> dict:
+    "`feature_stats` of the training transcripts: the run's copy if it has one (resume), else the cache's, else computed; stored in both."
+    run_file = out / "target_norm.json"
+    if run_file.is_file(): return json.loads(run_file.read_text())
+    key = hashlib.blake2b("\n".join(sorted(set(texts))).encode(), digest_size=8).hexdigest()
+    cache_file = Path(cache.dir) / f"target_norm-{key}.json"
+    stats = json.loads(cache_file.read_text()) if cache_file.is_file() else feature_stats(cache, texts)
+    if main:
+        for f in (cache_file, run_file):
+            tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp"); tmp.write_text(json.dumps(stats) + "\n"); tmp.replace(f)
+    return stats
+
 def student_digest(student) -> str:
     "Digest of a student's weights, to check that DDP replicas agree."
     h = hashlib.blake2b(digest_size=8)
@@ -576,22 +629,32 @@ def train(cfg:TrainConfig, # the run; see `make_config`
             cache = control_cache(cfg.teacher, records["train"] + records["dev"], cfg.teacher_cache or out / "teacher_cache",
                                   device=args.device, progress=main)
             teacher_dim, teacher_id = cache.dim, cache.identity
-        elif cfg.lam > 0:
-            teacher = TextTeacher(cfg.teacher, layer=cfg.teacher_layer, device=args.device, too_long="truncate")  # counted, warned
+        elif cfg.lam > 0 and cfg.teacher_mode == "frozen":
+            teacher = TextTeacher(teacher_source(cfg.teacher), layer=cfg.teacher_layer, device=args.device, too_long="truncate")  # counted, warned
             cache = TeacherCache(teacher, cfg.teacher_cache or out / "teacher_cache")
             cache.fill([r.text for s in ("train", "dev") for r in records[s]], progress=main)
             teacher.model.to("cpu")  # the cache answers from now on; keep the accelerator for the student
             teacher_dim, teacher_id = teacher.dim, teacher.identity
         if cache is not None and cfg.segmentation == "forced":  # every transcript's characters map onto its features: check now
             cache.label_tokens([r.text for s in ("train", "dev") for r in records[s]])
+        norm = None
+        if cache is not None and cfg.target_norm == "standardize":  # the training tokens' statistics, once per cache and transcript set
+            norm = _target_norm(cache, [r.text for r in records["train"]], out, main)
     set_seed(cfg.seed)  # the same initial student in every process and every resumed run
-    model = build_model(cfg, processor, teacher_dim)
+    live = cfg.lam > 0 and cfg.teacher_mode != "frozen"
+    model = build_model(cfg, processor, AutoConfig.from_pretrained(teacher_source(cfg.teacher)).hidden_size if live else teacher_dim)
+    if live:  # a teacher trained in the step; built after the student, so a seed gives the baseline's student too
+        torch.manual_seed(cfg.seed)
+        model.teacher = TrainableTeacher(teacher_source(cfg.teacher), [r.text for s in ("train", "dev") for r in records[s]],
+                                         mode=cfg.teacher_mode, layer=cfg.teacher_layer)
+        teacher_dim, teacher_id = model.teacher.dim, model.teacher.identity
     train_ds, dev_ds, collator = family.training_data(cfg, model.student, processor, records, skips, args)
-    if cache is not None: collator = TeacherCollator(collator, cache, cfg.segmentation)
+    if cache is not None or live:
+        collator = TeacherCollator(collator, cache, cfg.segmentation, norm=norm, tokens=model.teacher.tokens if live else None)
     trainer = DistillTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds, data_collator=collator,
                              processing_class=processor, compute_metrics=ctc_metrics(processor), callbacks=callbacks,
                              lengths=[r.duration for r in records["train"]] if cfg.group_by_length else None,
-                             max_nonfinite=cfg.max_nonfinite)
+                             max_nonfinite=cfg.max_nonfinite, teacher_lr=cfg.teacher_lr if live else 0.0)
     try: trainer.train(resume_from_checkpoint=last)
     except KeyboardInterrupt:  # Ctrl-C: keep the steps done since the last checkpoint (one process; DDP ranks may stop apart)
         step = trainer.state.global_step
@@ -616,7 +679,8 @@ def train(cfg:TrainConfig, # the run; see `make_config`
             print(f"{Path(cfg.lang_dir).name}, after training: {report}")
         results = dict(
             language=Path(cfg.lang_dir).name, lam=cfg.lam, teacher=cfg.teacher if cfg.lam > 0 else None,
-            teacher_identity=teacher_id, student=cfg.student, steps=trainer.state.global_step,
+            teacher_identity=teacher_id, teacher_mode=cfg.teacher_mode if cfg.lam > 0 else None,
+            target_norm=cfg.target_norm if cfg.lam > 0 else None, student=cfg.student, steps=trainer.state.global_step,
             best_checkpoint=Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint else None,
             dev=scores["dev"], test=scores["test"], train_utterances=skips["train"].kept,
             train_hours=sum(r.duration for r in records["train"] if str(r.path) not in getattr(train_ds, "failures", ())) / 3600,
