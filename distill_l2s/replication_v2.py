@@ -23,8 +23,9 @@ from .replication import Grid, load_records, plot_arms, plot_curves, prepare, re
 from .train import make_config, train
 
 # %% auto #0
-__all__ = ['ARMS_V2', 'WHISPER_ARMS', 'RANDOM_ARMS', 'FULL_V2', 'V2_START', 'V2_END', 'Cell', 'RunV2', 'GridV2', 'bridge_fit',
-           'internals_table', 'fit_table', 'teacher_spread', 'spread_table', 'stronger_table', 'write_report_v2']
+__all__ = ['ARMS_V2', 'WHISPER_ARMS', 'RANDOM_ARMS', 'FULL_V2', 'V2_START', 'V2_END', 'Cell', 'RunV2', 'GridV2', 'compared_rows',
+           'bridge_fit', 'transfer_probe', 'internals_table', 'fit_table', 'teacher_spread', 'spread_table',
+           'stronger_table', 'write_report_v2']
 
 # %% ../nbs/14_replication_v2.ipynb #e20e2472
 ARMS_V2 = {  # arm -> (teacher, TrainConfig changes); all at the grid's λ
@@ -193,46 +194,85 @@ FULL_V2 = GridV2()
 
 # %% ../nbs/14_replication_v2.ipynb #34eef5f8
 @torch.no_grad()
-def bridge_fit(run_dir, # a run folder: its model/ holds the student and the projection, train_config.json its settings
-               split:str="dev", # the split to measure on
-               batch_size:int=16,
-              ) -> dict: # R², the rows compared, and the mean squared error per dimension
-    "The share of the teacher's variance that a trained run's projected student explains, on `split`."
+def compared_rows(run_dir, # a run folder: its model/ holds the student (and the projection's settings), train_config.json its settings
+                  split:str="dev", # the split to read
+                  teacher_features=None, # a teacher-cache folder (default: the run's own); a λ = 0 run needs one
+                  norm:dict|None=None, # `feature_stats` to standardise the targets with (target_norm="standardize")
+                  batch_size:int=16,
+                 ) -> tuple[torch.Tensor, torch.Tensor, dict]: # (rows, D_s) student rows, (rows, D_t) targets, the pairing used
+    "The student's rows that the bridge compares (before the projection) and the teacher targets paired with them, on `split`."
     from torch.utils.data import DataLoader
-    from distill_l2s.align import distill_loss, forced_align, interpolate, shrink, token_means
+    from distill_l2s.align import forced_align, interpolate, shrink, token_means
     from distill_l2s.controls import _student_features
-    from distill_l2s.data import Collator, SpeechDataset
+    from distill_l2s.data import SpeechDataset
     from distill_l2s.model import load_projection
-    from distill_l2s.teacher import TeacherCache
+    from distill_l2s.teacher import TeacherCache, standardize
     from distill_l2s.students import student_family
     from distill_l2s.train import TrainConfig, load_student
     run = Path(run_dir)
     cfg = TrainConfig.load(run / "train_config.json")
-    if cfg.lam == 0 or not cfg.teacher_features: raise ValueError(f"{run}: a run with a teacher read from teacher_features is needed")
+    folder = teacher_features or cfg.teacher_features
+    if not folder: raise ValueError(f"{run}: give teacher_features (a teacher-cache folder): the run read none")
     student, processor = load_student(run / "model")
-    projection, settings = load_projection(run / "model")
-    cache = TeacherCache.open(cfg.teacher_features)
+    settings = load_projection(run / "model")[1]
+    cache = TeacherCache.open(folder)
     family = student_family(student.config)
     records = read_split(cfg.lang_dir, split, max_duration=family.max_duration, mode=cfg.text_mode)[0]
     ds = SpeechDataset(records, processor, frames=family.frames)
-    collate = family.collator(processor)
     blank, ignore = settings["blank_id"], tuple(settings["ignore_ids"])
-    preds, targets = [], []
-    for batch in DataLoader(ds, batch_size=batch_size, collate_fn=collate):
+    forced = cfg.segmentation == "forced" and cfg.lam > 0  # a baseline is paired as the paper pairs: greedy shrink
+    rows_all, targets = [], []
+    for batch in DataLoader(ds, batch_size=batch_size, collate_fn=family.collator(processor)):
         logits, feats, frames = _student_features(student, batch)
         t, tl = cache.get(batch["texts"])
-        if cfg.segmentation == "forced":
+        if norm is not None: t = standardize(t, tl, norm)
+        if forced:
             seg, aligned = forced_align(logits, frames, batch["labels"], blank)
             rows, target, n, _ = token_means(feats, frames, seg, aligned, cache.label_tokens(batch["texts"], tl), t, tl)
         else:
             rows, n = shrink(feats, logits, frames, blank, ignore) if cfg.shrinking else (feats, frames)
             target = interpolate(t, tl, n, mode=cfg.interp_mode, width=rows.shape[1])
         valid = torch.arange(rows.shape[1])[None] < n[:, None]                                   # (B, N)
-        preds.append(projection(rows)[valid].float()); targets.append(target[valid].float())
-    pred, target = torch.cat(preds), torch.cat(targets)                                         # (rows, D_t)
+        rows_all.append(rows[valid].float()); targets.append(target[valid].float())
+    return torch.cat(rows_all), torch.cat(targets), dict(segmentation="forced" if forced else "greedy", split=split)
+
+def _r2(pred:torch.Tensor, target:torch.Tensor) -> tuple[float, float, float]:
+    "R² against the target's own mean, the mean squared error and the target's variance, per dimension."
     sse, sst = ((pred - target) ** 2).sum(), ((target - target.mean(0)) ** 2).sum()
-    return dict(r2=float(1 - sse / sst), rows=len(target), mse=float(sse / target.numel()),
-                teacher_var=float(sst / target.numel()), segmentation=cfg.segmentation, split=split)
+    return float(1 - sse / sst), float(sse / target.numel()), float(sst / target.numel())
+
+@torch.no_grad()
+def bridge_fit(run_dir, # a run folder: its model/ holds the student and the projection, train_config.json its settings
+               split:str="dev", # the split to measure on
+               batch_size:int=16,
+              ) -> dict: # R², the rows compared, and the mean squared error per dimension
+    "The share of the teacher's variance that a trained run's own projection (no bias, not refitted) explains, on `split`."
+    from distill_l2s.model import load_projection
+    from distill_l2s.train import TrainConfig
+    run = Path(run_dir)
+    cfg = TrainConfig.load(run / "train_config.json")
+    if cfg.lam == 0 or not cfg.teacher_features: raise ValueError(f"{run}: a run with a teacher read from teacher_features is needed")
+    rows, target, how = compared_rows(run, split, batch_size=batch_size)
+    r2, mse, var = _r2(load_projection(run / "model")[0](rows), target)
+    return dict(r2=r2, rows=len(target), mse=mse, teacher_var=var, **how)
+
+@torch.no_grad()
+def transfer_probe(run_dir, # a run folder, the λ = 0 baseline included
+                   teacher_features, # the teacher-cache folder of the arm being measured (the baseline takes its arm's)
+                   norm:dict|None=None, # `feature_stats` when the arm standardised its targets
+                   alpha:float=1e-3, # ridge penalty, relative to the mean eigenvalue of the rows' covariance
+                   batch_size:int=16,
+                  ) -> dict: # R² on dev, rows fitted and scored
+    "How much of the teacher a student's compared rows hold: a ridge probe with bias fitted on training rows, R² on dev rows."
+    xs, ys, how = compared_rows(run_dir, "train", teacher_features, norm, batch_size)
+    xd, yd, _ = compared_rows(run_dir, "dev", teacher_features, norm, batch_size)
+    x, y = xs.double(), ys.double()
+    mx, my = x.mean(0), y.mean(0)
+    xc = x - mx
+    cov = xc.T @ xc
+    w = torch.linalg.solve(cov + alpha * cov.trace() / len(cov) * torch.eye(len(cov), dtype=cov.dtype), xc.T @ (y - my))  # (D_s, D_t)
+    r2, mse, var = _r2(((xd.double() - mx) @ w + my).float(), yd)
+    return dict(r2=r2, rows_train=len(ys), rows_dev=len(yd), mse=mse, teacher_var=var, segmentation=how["segmentation"])
 
 # %% ../nbs/14_replication_v2.ipynb #9876c413
 V2_START, V2_END = "<!-- v2-tables:start -->", "<!-- v2-tables:end -->"
