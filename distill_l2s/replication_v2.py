@@ -20,12 +20,12 @@ from .controls import control_cache
 from .data import read_split
 from .plots import arm_table, markdown_table, summarise, table_notes
 from .replication import Grid, load_records, plot_arms, plot_curves, prepare, replace_block
-from .train import make_config, train
+from .train import make_config, teacher_source, train
 
 # %% auto #0
-__all__ = ['ARMS_V2', 'WHISPER_ARMS', 'RANDOM_ARMS', 'FULL_V2', 'V2_START', 'V2_END', 'Cell', 'RunV2', 'GridV2', 'compared_rows',
-           'bridge_fit', 'transfer_probe', 'internals_table', 'fit_table', 'teacher_spread', 'spread_table',
-           'stronger_table', 'write_report_v2']
+__all__ = ['ARMS_V2', 'WHISPER_ARMS', 'RANDOM_ARMS', 'V3_ARMS', 'V3_EN_ARMS', 'FULL_V2', 'FULL_V3', 'V2_START', 'V2_END', 'Cell',
+           'RunV2', 'GridV2', 'compared_rows', 'bridge_fit', 'transfer_probe', 'internals_table', 'fit_table',
+           'teacher_spread', 'spread_table', 'stronger_table', 'write_report_v2']
 
 # %% ../nbs/14_replication_v2.ipynb #e20e2472
 ARMS_V2 = {  # arm -> (teacher, TrainConfig changes); all at the grid's λ
@@ -36,9 +36,18 @@ ARMS_V2 = {  # arm -> (teacher, TrainConfig changes); all at the grid's λ
     "knowledge": ("knowledge", {}),                               # the stronger speech model's per-character vectors
     "knowledge-forced": ("knowledge", dict(segmentation="forced")),
     "label": ("label", {}),                                       # one fixed random vector per character
+    # replication v3: targets a student can match, and the teacher as the official code ran it
+    "distill-std": ("e5", dict(target_norm="standardize")),      # e5 frozen, each dimension standardised over the training tokens
+    "as-run": ("e5-live", dict(teacher_mode="as-run")),           # e5 reset but for its position embeddings, trained with the student
+    "as-run-paper-lr": ("e5-live", dict(teacher_mode="as-run", teacher_lr=2e-5)),  # the same at the paper's learning rate
+    "joint": ("e5-live", dict(teacher_mode="joint")),             # pretrained e5 trained with the student
+    "random-teacher-std": ("random", dict(target_norm="standardize")),
+    "label-std": ("label", dict(target_norm="standardize")),
 }
 WHISPER_ARMS = ("baseline", "distill", "distill-forced", "random-teacher", "knowledge", "knowledge-forced", "label")
 RANDOM_ARMS = ("baseline", "distill-forced", "knowledge")
+V3_ARMS = ("baseline", "distill", "distill-std", "as-run", "joint", "random-teacher-std", "label-std")  # in order of priority
+V3_EN_ARMS = ("baseline", "distill-std", "as-run")
 
 @dataclass(frozen=True)
 class Cell:
@@ -103,7 +112,7 @@ class GridV2:
         "The first replication's grid that prepares the same corpus and the e5 and random-teacher features."
         langs = tuple(dict.fromkeys(c.lang for c in self.cells))
         more = tuple(dict.fromkeys(c.lang for c in self.cells if any(ARMS_V2[a][0] == "knowledge" for a in c.arms)))
-        rand = tuple(dict.fromkeys(c.lang for c in self.cells if "random-teacher" in c.arms))
+        rand = tuple(dict.fromkeys(c.lang for c in self.cells if any(ARMS_V2[a][0] == "random" for a in c.arms)))
         clips = {c.clips for c in self.cells}
         if len(clips) != 1: raise ValueError(f"the cells must share one amount of speech, got {sorted(clips)}")
         return Grid(langs=langs, clips=clips.pop(), more_langs=more, more_clips=self.knowledge_clips, seeds=(0,),
@@ -151,7 +160,7 @@ def _prepare_v2(self:GridV2, work_dir, teacher=None, progress:bool=True) -> dict
             rec["stronger"][c.name] = dict(model=str((out / "model").relative_to(work)), dev=res["dev"], test=res["test"])
             cache = control_cache(f"knowledge:{out / 'model'}", records, work / "controls", progress=progress)
             rec["features"][f"knowledge:{c.name}"] = str(cache.dir.relative_to(work))
-        if "label" in c.arms:
+        if any(ARMS_V2[a][0] == "label" for a in c.arms):
             cache = control_cache(f"label-oracle:{self.oracle_dim}", records, work / "controls", progress=progress)
             rec["features"][f"label:{c.name}"] = str(cache.dir.relative_to(work))
     for lang in {c.lang for c in self.cells if c.student == "whisper"}:  # runs then read the frozen states, never write them
@@ -183,14 +192,17 @@ def _config_v2(self:GridV2, spec:RunV2, work_dir, prepared:dict):
     kind, changes = ARMS_V2[spec.arm]
     cfg = _student_config(self, spec.student, work / prepared["corpus"][f"{spec.lang}-{spec.clips}"], work / "runs" / spec.name,
                           spec.lam, spec.seed, work)
-    feats = ""
+    feats, teacher = "", cfg.teacher
     if kind in ("e5", "random"): feats = prepared["features"][kind]
+    elif kind == "e5-live": teacher = prepared.get("teacher") or teacher_source("multilingual-e5-small")  # trained in the step: loaded
     elif kind is not None: feats = prepared["features"][f"{kind}:{spec.cell}"]
-    return replace(cfg, teacher_features=str(work / feats) if feats else "", **changes,
-                   teacher=cfg.teacher if kind in (None, "e5") else f"{kind} control" if kind != "random" else "multilingual-e5-small (random init)")
+    if kind not in (None, "e5", "e5-live"): teacher = f"{kind} control" if kind != "random" else "multilingual-e5-small (random init)"
+    return replace(cfg, teacher_features=str(work / feats) if feats else "", teacher=teacher, **changes)
 
 GridV2.prepare, GridV2.config = _prepare_v2, _config_v2
 FULL_V2 = GridV2()
+FULL_V3 = GridV2(cells=(Cell("whisper", "sw", 150, V3_ARMS), Cell("whisper", "ru", 150, V3_ARMS), Cell("whisper", "en", 150, V3_EN_ARMS)),
+                 seeds=(0, 1, 2, 3, 4))  # replication v3: add seeds to an arm before arms to a cell
 
 # %% ../nbs/14_replication_v2.ipynb #34eef5f8
 @torch.no_grad()
@@ -315,8 +327,9 @@ def teacher_spread(folder, # a teacher-feature cache folder
                 var_per_dim=float(((x - mean) ** 2).sum(1).mean() / x.shape[1]))
 
 def _teacher_key(arm:str, cell:str):
+    "The prepared teacher-feature folder's key of an arm; None for the baseline and for a teacher trained in the step (no cache)."
     kind = ARMS_V2[arm][0]
-    return None if kind is None else kind if kind in ("e5", "random") else f"{kind}:{cell}"
+    return None if kind in (None, "e5-live") else kind if kind in ("e5", "random") else f"{kind}:{cell}"
 
 def spread_table(spreads:dict, records:list) -> str:
     "Per cell and arm: the teacher's spread (`teacher_spread`) beside the run's training KD loss at its last logged step (mean over seeds)."
@@ -361,7 +374,7 @@ def write_report_v2(results_dir, # the v2 result records
         (results_dir.parent / f"{results_dir.name}-prepared.json").write_text(json.dumps(prepared, indent=2) + "\n")
         for r in records:
             d = Path(work) / "runs" / r["name"]
-            if r["name"] not in fits and r["spec"]["lam"] > 0 and (d / "model").is_dir(): fits[r["name"]] = bridge_fit(d)
+            if r["name"] not in fits and _teacher_key(r["spec"]["arm"], r["cell"]) and (d / "model").is_dir(): fits[r["name"]] = bridge_fit(d)
         fits_file.write_text(json.dumps(fits, indent=1, sort_keys=True) + "\n")
     elif (results_dir.parent / f"{results_dir.name}-prepared.json").is_file():
         prepared = json.loads((results_dir.parent / f"{results_dir.name}-prepared.json").read_text())

@@ -1,8 +1,13 @@
-"""Replication v2: train every run of the v2 grid that has no result yet, then write its tables and plots.
+"""Replications v2 and v3: train every run of a grid that has no result yet, then write its tables and plots.
 
     python benchmarks/replication/run_v2.py                 # the v2 grid: 51 runs and 3 stronger models (about 5.5 h on 2 cores)
     python benchmarks/replication/run_v2.py --report-only   # tables and plots from the records already here
     python benchmarks/replication/run_v2.py --cells whisper-sw-150,whisper-ru-150 --seeds 0,1,2   # a part of the grid
+    python benchmarks/replication/run_v2.py --grid v3       # the v3 grid (also `run_v3.py`): 85 runs, records in results/v3
+
+v3 (`FULL_V3`) is the same harness with other arms: the e5 teacher standardised, the teacher reset and trained as the
+official code ran it (`as-run`), trained from its pretrained weights (`joint`), and standardised controls, five
+seeds, on Swahili, Russian and English; the first five baseline seeds also decide whether the recipe's seeds agree.
 
 The grid (the pretrained whisper-base student and v1's random student; the e5 teacher with greedy and forced
 segments, a random teacher, a knowledge control and a label control) is defined and tested in
@@ -32,7 +37,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=0, help="runs trained at once (default: CPU cores // threads, at least 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--work", type=Path, default=None, help="folder for corpus, features, stronger models and run folders")
-    p.add_argument("--results", type=Path, default=HERE / "results" / "v2", help="folder of the result records")
+    p.add_argument("--grid", choices=("v2", "v3"), default="v2", help="which replication's grid (default v2)")
+    p.add_argument("--results", type=Path, default=None, help="folder of the result records (default results/<grid>)")
     p.add_argument("--teacher", default=None, help="text teacher folder (default: the offline multilingual-e5-small)")
     p.add_argument("--cells", default=None, help="comma-separated cells of the grid to prepare and train, e.g. "
                    "whisper-sw-150,whisper-ru-150 (default: all: whisper-sw-150, whisper-ru-150, random-sw-150)")
@@ -49,18 +55,20 @@ def main(argv=None) -> int:
     from distill_l2s.e5 import cache_root
     from distill_l2s.replication import run_grid
     from dataclasses import replace
-    from distill_l2s.replication_v2 import FULL_V2, write_report_v2
-    grid = FULL_V2
+    from distill_l2s.replication_v2 import FULL_V2, FULL_V3, write_report_v2
+    full = FULL_V3 if a.grid == "v3" else FULL_V2
+    grid = full
+    a.results = a.results or HERE / "results" / a.grid
     if a.cells:
         names = [c.strip() for c in a.cells.split(",") if c.strip()]
-        known = {c.name: c for c in FULL_V2.cells}
+        known = {c.name: c for c in full.cells}
         bad = [n for n in names if n not in known]
         if bad: raise SystemExit(f"--cells: unknown cell(s) {bad}; the grid has {', '.join(known)}")
         grid = replace(grid, cells=tuple(known[n] for n in names))
     if a.seeds:
         try: grid = replace(grid, seeds=tuple(int(x) for x in a.seeds.split(",") if x.strip()))
         except ValueError: raise SystemExit(f"--seeds: {a.seeds!r} is not a comma-separated list of integers") from None
-    work = a.work or cache_root() / "replication-v2"
+    work = a.work or cache_root() / f"replication-{a.grid}"
     jobs = a.jobs or max(1, (os.cpu_count() or 1) // max(1, a.threads))
     failed = {}
     if not a.report_only:
@@ -73,8 +81,9 @@ def main(argv=None) -> int:
     if not any(a.results.glob("*.json")):
         print(f"no result records in {a.results}: nothing to report")
         return 1 if failed else 0
-    rows = write_report_v2(a.results, grid, HERE / "v2.md", HERE / "plots" / "v2", work=work)
-    print(f"{len(rows)} table rows from {a.results} written to {HERE / 'v2.md'}; plots in {HERE / 'plots' / 'v2'}")
+    report, plots = HERE / f"{a.grid}.md", HERE / "plots" / a.grid
+    rows = write_report_v2(a.results, grid, report, plots, work=work)
+    print(f"{len(rows)} table rows from {a.results} written to {report}; plots in {plots}")
     return 1 if failed else 0
 
 
