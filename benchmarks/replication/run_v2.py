@@ -82,7 +82,9 @@ def main(argv=None) -> int:
         print(f"no result records in {a.results}: nothing to report")
         return 1 if failed else 0
     report, plots = HERE / f"{a.grid}.md", HERE / "plots" / a.grid
-    rows = write_report_v2(a.results, grid, report, plots, work=work)
+    # A work folder lets the report compute what the side files lack (bridge fits, teacher spreads); without one it
+    # lays out the saved side files (results/<grid>-fits.json, -teachers.json, -prepared.json) and computes nothing.
+    rows = write_report_v2(a.results, grid, report, plots, work=work if work.is_dir() else None)
     print(f"{len(rows)} table rows from {a.results} written to {report}; plots in {plots}")
     return 1 if failed else 0
 
