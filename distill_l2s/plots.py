@@ -336,8 +336,11 @@ def table_notes(rows: list[dict], # `summarise` rows
                ) -> list[str]:
     "How to read a results table: the notes that apply to these rows (one seed, WER of 1 or more, runs that did not learn)."
     notes = []
-    if any(r["n"] == 1 for r in rows):
-        notes.append("One seed per arm: each change is a single measurement. Another seed moves the error rates by several "
+    if one := [r for r in rows if r["n"] == 1]:
+        cells = ", ".join(dict.fromkeys(r["lang"] + (f" {r['clips']} clips" if r.get("clips") else "") for r in one))
+        head = "One seed per arm" if len(one) == len(rows) else \
+               f"One seed per arm in the rows of {cells} (the other rows are means over their seeds, changes paired by seed)"
+        notes.append(f"{head}: each change is a single measurement. Another seed moves the error rates by several "
                      "percent either way, and by far more where one run of a pair leaves the blank plateau of CTC training "
                      "earlier than the other; `benchmarks/replication/README.md` measures the spread over three seeds per "
                      "arm. A change from one seed, however large, is no evidence for or against distillation.")

@@ -368,20 +368,25 @@ def write_report_v2(results_dir, # the v2 result records
     md, plots_dir, results_dir = Path(markdown_file), Path(plots_dir), Path(results_dir)
     fits_file = results_dir.parent / f"{results_dir.name}-fits.json"
     fits = json.loads(fits_file.read_text()) if fits_file.is_file() else {}
-    prepared = {}
+    prepared, saved = {}, results_dir.parent / f"{results_dir.name}-prepared.json"
+    if work is not None and not Path(work).is_dir(): work = None  # no work folder here: lay out the saved side files only
     if work is not None and (Path(work) / "prepared-v2.json").is_file():
         prepared = json.loads((Path(work) / "prepared-v2.json").read_text())
-        (results_dir.parent / f"{results_dir.name}-prepared.json").write_text(json.dumps(prepared, indent=2) + "\n")
+        if saved.is_file():  # a work folder prepared for some cells adds to what others recorded, never replaces it
+            old = json.loads(saved.read_text())
+            prepared = {**old, **prepared, **{k: {**old.get(k, {}), **prepared.get(k, {})} for k in ("corpus", "features", "stronger")}}
+        saved.write_text(json.dumps(prepared, indent=2) + "\n")
         for r in records:
             d = Path(work) / "runs" / r["name"]
             if r["name"] not in fits and _teacher_key(r["spec"]["arm"], r["cell"]) and (d / "model").is_dir(): fits[r["name"]] = bridge_fit(d)
         fits_file.write_text(json.dumps(fits, indent=1, sort_keys=True) + "\n")
-    elif (results_dir.parent / f"{results_dir.name}-prepared.json").is_file():
-        prepared = json.loads((results_dir.parent / f"{results_dir.name}-prepared.json").read_text())
+    elif saved.is_file():
+        prepared = json.loads(saved.read_text())
     spreads_file = results_dir.parent / f"{results_dir.name}-teachers.json"
     spreads = json.loads(spreads_file.read_text()) if spreads_file.is_file() else {}
     if work is not None and prepared:
         for c in grid.cells:
+            if not any(r["cell"] == c.name for r in records): continue  # a cell without records has no spread to report
             corpus = prepared["corpus"].get(f"{c.lang}-{c.clips}")
             for arm in c.arms:
                 key, name = _teacher_key(arm, c.name), f"{c.name}/{arm}"
