@@ -1,4 +1,4 @@
-"""What the demo's training budget costs: steps of 4 clips against steps of 8, the same clips seen, side by side.
+"""What the demo's training budget costs: steps of 4 clips against steps of 8, and the whole demo with its runs one after another against side by side.
 
 The demo trains 1,200 steps of 4 clips per run (`distill_l2s.demo.DEFAULT_STEPS`, `DEFAULT_BATCH`); it used to train
 600 steps of 8, which left Russian on the blank plateau of CTC training. Both see the same number of clips. This
@@ -8,13 +8,27 @@ jobs on the machine change the figures less than they change wall time.
 
     python benchmarks/bench_demo_budget.py                  # Swahili and Russian, 3 rounds
     python benchmarks/bench_demo_budget.py --clips 320 --rounds 5
+
+`--wall` times the whole demo instead (`distill-l2s-demo`, each call from an empty cache, so corpus synthesis and
+the teacher's conversion are in it): `--jobs 1`, today's sequential demo, against the runs side by side
+(`--jobs 0`: as many at a time as the cores hold), taking turns, in one sitting. It prints each wall time, the load
+average around it, the ratio of the medians, and whether both wrote the same results.json. Wall time, so the
+machine must be quiet: with other jobs on its cores, the side-by-side runs have no free core to take.
+
+    python benchmarks/bench_demo_budget.py --wall                           # the default demo, about 25 min on 2 cores
+    python benchmarks/bench_demo_budget.py --wall --steps 60 --scale 0.25   # a short check of the script (about 3 min)
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 
 def parser() -> argparse.ArgumentParser:
@@ -22,7 +36,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--langs", default="sw,ru", help="comma-separated languages of the demo corpus")
     p.add_argument("--clips", type=int, default=240, help="clips per measurement (a multiple of 8)")
-    p.add_argument("--rounds", type=int, default=3, help="measurements per batch size, alternating")
+    p.add_argument("--rounds", type=int, default=None, help="measurements per batch size, alternating (default 3); with --wall, calls per mode (default 1)")
+    p.add_argument("--wall", action="store_true", help="time the whole demo, --jobs 1 against side by side, instead")
+    p.add_argument("--jobs", type=int, default=0, help="--wall: the side-by-side demo's --jobs (0: its default, cores // threads)")
+    p.add_argument("--steps", type=int, default=None, help="--wall: the demo's --steps (default: its own, 1200)")
+    p.add_argument("--scale", type=float, default=1.0, help="--wall: the demo's --scale (training clips per language)")
+    p.add_argument("--work", type=Path, default=None, help="--wall: folder for the demos' caches, outputs and logs (default: a temporary one)")
     return p
 
 
@@ -45,8 +64,55 @@ def cpu_per_clip(cfg, processor, records, batch: int, clips: int) -> float:
     return (time.process_time() - start) / (len(loader) * batch)
 
 
+def load() -> str: return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def demo_wall(work: Path, name: str, jobs: int, a) -> tuple[float, dict]:
+    "Wall seconds of one `distill-l2s-demo` call from an empty cache, and the results.json it wrote."
+    args = ["--langs", a.langs, "--scale", str(a.scale), "--jobs", str(jobs), "--out-dir", str(work / name)]
+    if a.steps: args += ["--steps", str(a.steps)]
+    env = {**os.environ, "DISTILL_L2S_CACHE": str(work / f"cache-{name}"), "TOKENIZERS_PARALLELISM": "false", "MPLBACKEND": "Agg"}
+    script = work / "distill-l2s-demo"  # the console script as pip writes it (`python -c` would not pass the arguments on)
+    script.write_text("import sys\nfrom distill_l2s.demo import demo_cli\nif __name__ == '__main__': sys.exit(demo_cli())\n")
+    before = load()
+    start = time.perf_counter()
+    with open(work / f"{name}.log", "w") as log:
+        r = subprocess.run([sys.executable, str(script), *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    if r.returncode: raise SystemExit(f"{name}: the demo failed (exit code {r.returncode}); see {work / f'{name}.log'}")
+    print(f"  {name}: --jobs {jobs}: {wall:.1f} s ({wall / 60:.2f} min); load average before {before}, after {load()}", flush=True)
+    text = (work / name / "results.json").read_text()  # each call's own folders named alike, so that only numbers can differ
+    return wall, json.loads(text.replace(str(work / f"cache-{name}"), "<cache>").replace(str(work / name), "<out>"))
+
+
+def wall_main(a):
+    "The demo end to end, one run after another against side by side, taking turns."
+    from distill_l2s.demo import usable_cores
+    work = a.work or Path(tempfile.mkdtemp(prefix="bench-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rounds = a.rounds or 1
+    print(f"the demo ({a.langs}, steps {a.steps or 'default'}, scale {a.scale:g}), each call from an empty cache; "
+          f"{usable_cores()} usable cores; work folder {work}")
+    print(f"load average before: {load()}", flush=True)
+    times, results = {"sequential": [], "parallel": []}, {}
+    for k in range(rounds):
+        order = ("sequential", "parallel") if k % 2 == 0 else ("parallel", "sequential")
+        for mode in order:
+            wall, res = demo_wall(work, f"{mode}-{k}", 1 if mode == "sequential" else a.jobs, a)
+            times[mode].append(wall); results[f"{mode}-{k}"] = res
+    seq, par = statistics.median(times["sequential"]), statistics.median(times["parallel"])
+    same = all(r == next(iter(results.values())) for r in results.values())
+    print(f"median of {rounds}: one after another {seq:.1f} s ({seq / 60:.2f} min), side by side {par:.1f} s ({par / 60:.2f} min) "
+          f"-> {par / seq:.2f}x (goal: at most 0.65x)")
+    print(f"results.json the same in every call, but for its folders (every number, each run's weights_digest): {'yes' if same else 'NO'}")
+    print(f"load average after: {load()}")
+    return 0 if same else 1
+
+
 def main(argv=None):
     a = parser().parse_args(argv)
+    if a.wall: return wall_main(a)
+    a.rounds = a.rounds or 3
     import torch
     torch.set_num_threads(1)
     from distill_l2s.demo import demo_config, DEFAULT_STEPS, DEFAULT_BATCH
@@ -76,4 +142,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

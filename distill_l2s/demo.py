@@ -7,11 +7,22 @@ Docs: https://distill-l2s.github.io/distill-l2s/demo.html.md"""
 # %% ../nbs/10_demo.ipynb #424fe76c
 from __future__ import annotations
 
+import base64
 import json
+import os
+import pickle
+import queue
 import shlex
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -21,9 +32,9 @@ from transformers.trainer_callback import ProgressCallback
 
 # %% auto #0
 __all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'DEFAULT_BATCH', 'ARMS', 'REPLICATION', 'REPLICATION_V2', 'REPOSITORY',
-           'student_config', 'demo_family', 'demo_recipe', 'demo_config', 'DemoProgress', 'run_arm', 'train_texts',
-           'arm_record', 'results_markdown', 'utterance_alignment', 'run_length_stats', 'side_by_side', 'next_steps',
-           'run_demo', 'demo_cli']
+           'student_config', 'demo_family', 'demo_recipe', 'demo_config', 'DemoProgress', 'run_arm', 'usable_cores',
+           'Run', 'Outcome', 'WorkerProgress', 'train_runs', 'train_texts', 'arm_record', 'results_markdown',
+           'utterance_alignment', 'run_length_stats', 'side_by_side', 'next_steps', 'run_demo', 'demo_cli']
 
 # %% ../nbs/10_demo.ipynb #4489fa65
 from .train import PRESETS, make_config, train, load_student, transcribe, TrainConfig, _student_config
@@ -107,12 +118,146 @@ class DemoProgress(ProgressCallback):
 def run_arm(cfg:TrainConfig, # the run
             force:bool=False, # delete an existing run folder and train again
             label:str|None=None, # progress bar label (default: the run folder's name)
+            progress:ProgressCallback|None=None, # the run's progress display (default: a `DemoProgress` bar labelled `label`)
            ) -> dict: # the run's results.json
     "Train the run `cfg` describes, or return the results of the finished run in its folder."
     out = Path(cfg.output_dir)
     if force and out.exists(): shutil.rmtree(out)
     if (out / "results.json").exists(): return json.loads((out / "results.json").read_text())
-    return train(cfg, resume=out.is_dir() and any(out.iterdir()), callbacks=[DemoProgress(label or out.name)])
+    return train(cfg, resume=out.is_dir() and any(out.iterdir()), callbacks=[progress or DemoProgress(label or out.name)])
+
+# %% ../nbs/10_demo.ipynb #7375662d
+def usable_cores() -> int:
+    "The CPU cores this process may run on."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1  # macOS and Windows have no affinity call
+
+@dataclass(frozen=True)
+class Run:
+    "One training run for `train_runs`: `fn(*args, progress=...)` trains it and returns its result."
+    label: str      # its name on the console, e.g. "sw baseline"
+    steps: int      # the optimizer steps it trains: its share of the combined progress bar
+    log: str        # the file that takes its output when it trains in a worker process (appended to)
+    fn: Callable    # a function of a module (not of `__main__`), so that a worker process imports it by name
+    args: tuple = ()
+
+@dataclass
+class Outcome:
+    "How a run of `train_runs` ended."
+    result: object = None                 # what its function returned
+    error: BaseException|None = None      # what it raised instead
+    trace: str = ""                       # the traceback of `error`, formatted where it was raised
+    seconds: float = 0.0                  # its wall time
+
+class WorkerProgress(ProgressCallback):
+    "A worker's progress: its step, a line up `channel` to the parent's combined bar; the Trainer's log entries as lines of its log."
+    def __init__(self, channel): super().__init__(); self.channel = channel
+    def on_train_begin(self, args, state, control, **kwargs): self.channel.write(f"step {state.global_step}\n")  # a resumed run's start
+    def on_step_end(self, args, state, control, **kwargs): self.channel.write(f"step {state.global_step}\n")
+    def on_prediction_step(self, args, state, control, **kwargs): pass
+    def on_evaluate(self, args, state, control, **kwargs): pass
+    def on_predict(self, args, state, control, **kwargs): pass
+    def on_train_end(self, args, state, control, **kwargs): pass
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs: print(json.dumps({"step": state.global_step, **logs}), flush=True)
+
+def _call(run:Run, progress) -> Outcome:
+    start = time.time()
+    try: return Outcome(run.fn(*run.args, progress=progress), seconds=time.time() - start)
+    except Exception as e: return Outcome(error=e, trace="".join(traceback.format_exception(e)), seconds=time.time() - start)
+
+def _work(run:Run, threads:int):
+    "A worker process: train `run` on `threads` torch threads; its output to its log (stderr), its steps and `Outcome` up stdout."
+    channel = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)  # from here on, what the run prints goes to its log
+    torch.set_num_threads(threads)
+    print(f"--- {run.label}: {time.strftime('%Y-%m-%d %H:%M:%S')}, process {os.getpid()}, {threads} torch thread(s)", flush=True)
+    out = _call(run, WorkerProgress(channel))
+    if out.error is not None:
+        print(out.trace, file=sys.stderr, flush=True)
+        try: pickle.dumps(out.error)
+        except Exception: out.error = RuntimeError(f"{type(out.error).__name__}: {out.error}")  # it must reach the parent
+    channel.write("done " + base64.b64encode(pickle.dumps(out)).decode() + "\n"); channel.close()
+
+_WORKER = ("import pickle, sys; path, threads, run = pickle.load(sys.stdin.buffer); sys.path[:] = path; "
+           "from distill_l2s.demo import _work; _work(pickle.loads(run), threads)")
+
+def _launch(run:Run, threads:int) -> subprocess.Popen:
+    "Start a fresh Python process (this one's interpreter and import path) that trains `run`."
+    Path(run.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(run.log, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+    proc.stdin.write(pickle.dumps((sys.path, threads, pickle.dumps(run)))); proc.stdin.close()
+    return proc
+
+def _tail(path, lines:int=8) -> str:
+    "The last `lines` lines of a log file."
+    try: return "".join(Path(path).read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    except OSError: return ""
+
+def _stop(procs, grace:float=30):
+    "Wait for workers to end (a terminal's Ctrl-C reaches them too, and a run saves a checkpoint); interrupt, then kill, the rest."
+    for proc in procs:
+        for stop in (lambda: proc.send_signal(signal.SIGINT), proc.kill):
+            try: proc.wait(grace); break
+            except subprocess.TimeoutExpired: stop()
+        proc.wait()
+
+def train_runs(runs:list[Run], # independent runs: none reads what another writes
+               jobs:int=1, # runs trained at once, each in a worker process; 1: one after another in this process
+               threads:int|None=None, # torch threads of each worker (default: this process's, the count a run has here)
+               started:Callable|None=None, # called with a run as it starts
+               finished:Callable|None=None, # called with a run and its `Outcome` as it ends
+               deadline:float|None=None, # wall-clock time (`time.time()`) after which no run starts
+               progress:bool=True, # show the combined progress bar (jobs > 1)
+               desc:str="training", # the bar's label
+              ) -> list[Run]: # the runs not started because the deadline passed
+    "Train `runs`, `jobs` at a time, each giving the result it gives alone; report each as it starts and ends."
+    started, finished = started or (lambda run: None), finished or (lambda run, outcome: None)
+    late = lambda: deadline is not None and time.time() > deadline
+    pending = list(enumerate(runs))
+    if jobs <= 1:
+        while pending and not late():
+            run = pending.pop(0)[1]
+            started(run); finished(run, _call(run, None))
+        return [r for _, r in pending]
+    if local := [r.label for r in runs if getattr(r.fn, "__module__", None) == "__main__"]:
+        raise ValueError(f"runs {local}: their function is defined in __main__, which a worker process cannot import; "
+                         "define it in a module, or train with jobs=1")
+    threads = threads or torch.get_num_threads()
+    lines, procs, steps, outcomes = queue.Queue(), {}, {}, {}  # procs, steps, outcomes: by run index
+    bar = tqdm(total=sum(r.steps for r in runs), desc=desc, unit="step", dynamic_ncols=True, disable=not progress)
+    def pump(i, proc):
+        for line in proc.stdout: lines.put((i, line.decode()))
+        lines.put((i, None))
+    def advance(i, step):
+        step = min(step, runs[i].steps)
+        if step > steps[i]: bar.update(step - steps[i]); steps[i] = step
+    def show(refresh=True): bar.set_postfix_str(", ".join(f"{runs[i].label} {steps[i]}/{runs[i].steps}" for i in procs), refresh=refresh)
+    try:
+        while pending or procs:
+            while pending and len(procs) < jobs and not late():
+                i, run = pending.pop(0)
+                with tqdm.external_write_mode(): started(run)
+                procs[i], steps[i] = _launch(run, threads), 0
+                threading.Thread(target=pump, args=(i, procs[i]), daemon=True).start(); show()
+            if not procs: break
+            i, line = lines.get()
+            if line is None:  # its process ended
+                code = procs.pop(i).wait()
+                if (outcome := outcomes.pop(i, None)) is None:
+                    why = f"{runs[i].label}: its process ended (exit code {code}) without a result; the end of {runs[i].log}:\n{_tail(runs[i].log)}"
+                    outcome = Outcome(error=RuntimeError(why), trace=why)
+                advance(i, runs[i].steps)
+                with tqdm.external_write_mode(): finished(runs[i], outcome)
+                show()
+            elif line.startswith("step "): advance(i, int(line.split()[1])); show(refresh=False)
+            elif line.startswith("done "): outcomes[i] = pickle.loads(base64.b64decode(line[5:]))
+    finally:
+        bar.close()
+        _stop(list(procs.values()))
+    return [r for _, r in pending]
+
 
 # %% ../nbs/10_demo.ipynb #86567ff9
 def train_texts(cfg:TrainConfig) -> list[str]:
@@ -249,6 +394,7 @@ def run_demo(langs=DEFAULT_LANGS, # language codes of the synthesised corpus
              seed:int=0, # seed of the corpus and of both arms
              force:bool=False, # train again even where results.json exists
              verbose:bool=True, # print a line per stage and the table
+             jobs:int|None=None, # runs trained at once, each in a worker process (default: cores // torch threads; 1: one after another here)
             ) -> dict:
     "Synthesise, train baseline and Distill-L2S per language, and write the table, plots and transcripts."
     from distill_l2s.teacher import TextTeacher
@@ -270,17 +416,31 @@ def run_demo(langs=DEFAULT_LANGS, # language codes of the synthesised corpus
     recipe = demo_recipe(student, steps, batch_size, learning_rate)
     steps, batch_size, learning_rate = recipe["steps"], recipe["batch_size"], recipe["learning_rate"]
     if student != "random": say(f"      student: {student}, {demo_family(student).name} recipe: {steps} steps of {batch_size} clips, peak lr {learning_rate:g}")
-    records, runs = {}, [(l, a) for l in langs for a in ARMS]
-    for k, (lang, arm) in enumerate(runs, 1):
-        cfg = demo_config(corpus[lang]["dir"], out / "runs" / lang / arm, 0.0 if arm == "baseline" else lam, teacher,
-                          student, student_cfg, steps, batch_size, learning_rate, seed)
-        before = (Path(cfg.output_dir) / "results.json").exists() and not force
-        say(f"[3/5] training {k}/{len(runs)}: {lang}, {_arm_title(arm, lam)}: {steps} steps of {batch_size} clips"
-            + (" (finished before: read back)" if before else ""))
-        start = time.time()
-        res = run_arm(cfg, force, label=f"{lang} {arm}")
-        records[lang, arm] = rec = arm_record(cfg, res)
-        say(f"      {'' if before else f'{(time.time() - start)/60:.1f} min; '}dev CER {res['dev']['cer']:.3f}; {_verdict(rec)}")
+    runs = [(l, a) for l in langs for a in ARMS]
+    cfgs = {(l, a): demo_config(corpus[l]["dir"], out / "runs" / l / a, 0.0 if a == "baseline" else lam, teacher,
+                                student, student_cfg, steps, batch_size, learning_rate, seed) for l, a in runs}
+    titles = {(l, a): f"[3/5] training {k}/{len(runs)}: {l}, {_arm_title(a, lam)}: {steps} steps of {batch_size} clips"
+              for k, (l, a) in enumerate(runs, 1)}
+    records, todo, failed = {}, {}, []  # todo: run label -> (language, arm)
+    def record(key, res, minutes=None):
+        records[key] = rec = arm_record(cfgs[key], res)
+        say(f"      {key[0]} {key[1]}: {'' if minutes is None else f'{minutes:.1f} min; '}dev CER {res['dev']['cer']:.3f}; {_verdict(rec)}")
+    for key in runs:
+        if (Path(cfgs[key].output_dir) / "results.json").exists() and not force:
+            say(titles[key] + " (finished before: read back)"); record(key, run_arm(cfgs[key]))
+        else: todo[f"{key[0]} {key[1]}"] = key
+    jobs = max(1, min(len(todo), jobs or usable_cores() // torch.get_num_threads()))
+    if jobs > 1: say(f"      {len(todo)} runs side by side, {jobs} at a time, each in a process of {torch.get_num_threads()} "
+                     f"torch thread(s); what they print goes to {out / 'logs'}")
+    def ended(run, o):
+        if o.error is None: return record(todo[run.label], o.result, o.seconds / 60)
+        if jobs == 1: raise o.error
+        failed.append(o.error)
+        say(f"      {run.label}: failed after {o.seconds / 60:.1f} min ({o.trace.strip().splitlines()[-1]}); its output: {run.log}")
+    train_runs([Run(label, steps, str(out / "logs" / f"{l}-{a}.txt"), run_arm, (cfgs[l, a], force, label))
+                for label, (l, a) in todo.items()], jobs, started=lambda run: say(titles[todo[run.label]]), finished=ended)
+    if failed: raise failed[0]
+    records = {key: records[key] for key in runs}  # in the order of the runs, whichever ended first
     say(f"[4/5] evaluation: test CER and WER of both arms per language, one seed each")
     rows = summarise(list(records.values()))
     table = results_markdown(list(records.values()), lam)
@@ -339,7 +499,8 @@ def demo_cli(
     eval_clips:int=40, # clips each in dev and test per language
     samples:int=5, # test clips per language to transcribe
     seed:int=0, # seed of the corpus and of both arms
-    threads:int=1, # torch CPU threads (0: torch's default)
+    threads:int=1, # torch CPU threads of each training run (0: torch's default)
+    jobs:int=0, # training runs at once, each in its own process (0: CPU cores // threads, at most the runs; 1: one after another)
     force:bool=False, # train again even where a run's results.json exists
 ):
     "Train a small speech model with and without Distill-L2S on synthesised speech, and compare them."
@@ -351,7 +512,7 @@ def demo_cli(
         lang_list = [l.strip() for l in langs.split(",") if l.strip()]
         res = run_demo(lang_list, out_dir, data_dir, teacher, student,
                        student_config(hidden, layers, heads=4 if hidden % 4 == 0 else 1), lam, steps, batch_size, lr,
-                       scale, eval_clips, samples, seed, force)
+                       scale, eval_clips, samples, seed, force, jobs=jobs or None)
     except (ValueError, FileExistsError) as e: raise CliError(str(e)) from None
     if not is_cli(): return res
     _print_report(res)

@@ -13,11 +13,8 @@ import math
 import os
 import shutil
 import time
-import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
-import multiprocessing as mp
 
 import numpy as np
 import torch
@@ -228,13 +225,20 @@ def _versions() -> dict:
 def _device() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores visible)"
 
-def run_one(spec:RunSpec, grid:Grid, work_dir, prepared:dict, results_dir, threads:int=1) -> dict:
+def _config(spec, grid, work_dir, prepared:dict):
+    "A run's `TrainConfig`: from the grid's own `config` where it has one (`replication_v2.GridV2`), else `run_config`."
+    return grid.config(spec, work_dir, prepared) if hasattr(grid, "config") else run_config(spec, grid, work_dir, prepared)
+
+def run_one(spec:RunSpec, grid:Grid, work_dir, prepared:dict, results_dir,
+            threads:int=1, # torch threads (0: leave them as they are)
+            progress=None, # the run's progress display, a `ProgressCallback` (default: `demo.DemoProgress`)
+           ) -> dict:
     "Train one run (or resume it) and write its result record to `results_dir/<name>.json`."
     from distill_l2s.demo import run_arm
     if threads > 0: torch.set_num_threads(threads)
     start = time.time()
-    cfg = grid.config(spec, work_dir, prepared) if hasattr(grid, "config") else run_config(spec, grid, work_dir, prepared)
-    res = run_arm(cfg)
+    cfg = _config(spec, grid, work_dir, prepared)
+    res = run_arm(cfg, progress=progress)
     state = Path(cfg.output_dir) / "trainer_state.json"
     history = json.loads(state.read_text())["log_history"] if state.is_file() else []
     keep = ("step", "eval_cer", "eval_wer", "ctc_loss", "kd_loss", *KD_STATS, "kd_rows_per_label")  # with what the bridge did
@@ -247,15 +251,10 @@ def run_one(spec:RunSpec, grid:Grid, work_dir, prepared:dict, results_dir, threa
     return rec
 
 # %% ../nbs/11_replication.ipynb #4a299f84
-def _worker(args, to_log:bool=True):
-    "Run one spec; in a pool process, its output goes to `<run folder>/log.txt` instead of the terminal."
-    spec, grid, work, prepared, results_dir, threads = args
-    if to_log:
-        d = Path(work) / "runs" / spec.name; d.mkdir(parents=True, exist_ok=True)
-        fd = os.open(d / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        os.dup2(fd, 1); os.dup2(fd, 2)
-    try: return spec, run_one(spec, grid, work, prepared, results_dir, threads), None
-    except BaseException as e: return spec, None, "".join(traceback.format_exception(e))
+def _steps(spec, grid, work_dir, prepared:dict) -> int:
+    "The steps a run trains, for the progress bar; 0 for a run whose settings are wrong (it fails in its process, and says why)."
+    try: return _config(spec, grid, work_dir, prepared).max_steps
+    except Exception: return 0
 
 def run_grid(grid:Grid, # the runs
              work_dir, # corpus, features and run folders (see `prepare`)
@@ -268,6 +267,7 @@ def run_grid(grid:Grid, # the runs
              progress:bool=True,
             ) -> dict: # counts of done, skipped, failed and postponed runs, and the failures' messages
     "Train every run of `grid` that has no result record yet."
+    from distill_l2s.demo import Run, train_runs
     prepared = grid.prepare(work_dir, teacher, progress) if hasattr(grid, "prepare") else prepare(grid, work_dir, teacher, progress)
     results = Path(results_dir)
     selected = [r for r in grid.runs() if only is None or only in r.name]
@@ -275,32 +275,19 @@ def run_grid(grid:Grid, # the runs
     summary = dict(total=len(selected), skipped=len(selected) - len(todo), done=0, failed={}, postponed=0)
     log.info("replication: %d runs, %d finished before, %d to train in %d process(es)", summary["total"],
              summary["skipped"], len(todo), jobs)
-    args = [(r, grid, str(work_dir), prepared, str(results), threads) for r in todo]
-    def finished(spec, rec, err):
-        if err is None:
+    runs = [Run(r.name, _steps(r, grid, work_dir, prepared), str(Path(work_dir) / "runs" / r.name / "log.txt"), run_one,
+                (r, grid, str(work_dir), prepared, str(results), threads)) for r in todo]
+    def finished(run, o):
+        if o.error is None:
             summary["done"] += 1
-            t = rec["results"]["test"]
-            log.info("done %s: test CER %.3f WER %.3f (%.0f s)", spec.name, t["cer"], t["wer"], rec["seconds"])
+            t = o.result["results"]["test"]
+            log.info("done %s: test CER %.3f WER %.3f (%.0f s)", run.label, t["cer"], t["wer"], o.result["seconds"])
         else:
-            summary["failed"][spec.name] = err.strip().splitlines()[-1]
-            log.error("failed %s:\n%s", spec.name, err)
-    pending = list(args)
-    if jobs <= 1:
-        while pending:
-            if deadline is not None and time.time() > deadline: break
-            finished(*_worker(pending.pop(0), to_log=False))
-    else:
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
-            running = set()
-            while pending or running:
-                while pending and len(running) < jobs and (deadline is None or time.time() <= deadline):
-                    running.add(pool.submit(_worker, pending.pop(0)))
-                if not running: break
-                done = next(as_completed(running))
-                running.discard(done)
-                finished(*done.result())
-    summary["postponed"] = len(pending)
-    if summary["postponed"]: log.warning("deadline passed: %d runs not started; call again to train them", len(pending))
+            summary["failed"][run.label] = o.trace.strip().splitlines()[-1]
+            log.error("failed %s:\n%s", run.label, o.trace)
+    left = train_runs(runs, jobs, threads or None, finished=finished, deadline=deadline, progress=progress, desc="replication")
+    summary["postponed"] = len(left)
+    if left: log.warning("deadline passed: %d runs not started; call again to train them", len(left))
     return summary
 
 # %% ../nbs/11_replication.ipynb #187b7119
