@@ -176,7 +176,7 @@ def test_resume_after_ctrl_c(work):
     from transformers import TrainerCallback
     from distill_l2s.train import train
     ref = work["dir"] / "uninterrupted"
-    assert (ref / "results.json").exists(), "runs after test_resume_after_kill"
+    if not (ref / "results.json").exists(): train(_tiny_cfg(work, ref, lam=0.5, max_steps=12))  # as test_resume_after_kill trains it
     out = work["dir"] / "ctrl_c"
     cfg = _tiny_cfg(work, out, lam=0.5, max_steps=12)
     class CtrlC(TrainerCallback):
@@ -378,7 +378,7 @@ def test_transcripts_have_single_spaces(work):
     from distill_l2s.data import load_audio
     from distill_l2s.train import load_student
     src = work["dir"] / "kd" / "model"
-    assert src.is_dir(), "runs after test_distill_eval_transcribe"
+    if not src.is_dir(): run(work, "distill-l2s-train", *tiny(work, work["dir"] / "kd", 0.5))  # as test_distill_eval_transcribe trains it
     student, proc = load_student(src)
     vocab = proc.tokenizer.get_vocab()
     clips = sorted((work["lang"] / "clips").glob("*.mp3"))[:4]

@@ -68,7 +68,7 @@ def test_whisper_settings_checked(work):
     "Freezing options refuse students they do not apply to, before anything loads."
     from distill_l2s.train import check_config, make_config
     base = dict(lang_dir=str(work["lang"]), output_dir=str(work["dir"] / "never"), teacher=str(work["teacher"]))
-    with pytest.raises(ValueError, match="apply to Whisper students"): check_config(make_config("tiny", dict(frozen_layers=1), **base))
+    with pytest.raises(ValueError, match="apply to students with a frozen-layer cache"): check_config(make_config("tiny", dict(frozen_layers=1), **base))
     from distill_l2s.whisper import save_tiny_whisper
     student = str(save_tiny_whisper(work["dir"] / "tiny-whisper-2", layers=2))
     with pytest.raises(ValueError, match="must lie in 0..2"):
