@@ -164,7 +164,8 @@ def test_broken_clip_in_a_worker_names_the_clip(tmp_path):
         list(loader)
 
 
-@pytest.mark.parametrize("context", ["fork", "spawn"])
+# spawn (macOS' and Windows' default) starts each worker afresh: 4 imports of the library, about half a minute
+@pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
 def test_clips_broken_in_workers_are_counted_once_in_the_main_process(tmp_path, context):
     "Workers hold copies of the dataset: the failures travel back in the batch and are counted once per clip."
     lang_dir = write_cv_fixture(tmp_path, {"train": rows(6) + [dict(sentence="broken", audio="junk"),

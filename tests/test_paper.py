@@ -1,6 +1,7 @@
 """`benchmarks/paper/run_paper.py` end to end on tiny models: two Common Voice-style languages, baseline and
-Distill-L2S each, one table; a second call skips the finished runs; a run over two processes (torchrun, gloo on
-the CPU) lands in the same table; bad arguments are refused before any training."""
+Distill-L2S each, one table; a second call skips the finished runs; a second seed gives mean ± std; bad arguments
+are refused before any training. Runs over two processes each (torchrun, gloo on the CPU) land in the table too:
+`test_runs_over_two_processes`, slow (every run starts three processes), `pytest --flags slow`."""
 import json
 import os
 import subprocess
@@ -53,12 +54,25 @@ def test_paper_protocol_on_tiny_models(setup):
     # again: nothing to train
     r = paper(*common, "--langs", "cs,pt")
     assert r.stdout.count("finished before") == 4 and "training " + str(out) not in r.stdout
-    # a second seed of Czech, each run over two processes
-    r = paper(*common, "--langs", "cs", "--seeds", "43", "--procs", "2")
+    # a second seed of Czech
+    r = paper(*common, "--langs", "cs", "--seeds", "43")
     res = json.loads((out / "cs" / "distill_lam0.5_seed43" / "results.json").read_text())
-    assert res["world_size"] == 2
+    assert res["world_size"] == 1 and res["language"] == "cs"
     r = paper(*common, "--langs", "cs", "--seeds", "42,43", "--report-only")
     assert "| cs | " in r.stdout and " ± " in r.stdout  # two seeds: mean ± std
+
+
+@pytest.mark.slow
+def test_runs_over_two_processes(setup):
+    "With --procs 2 every run goes through torchrun over two processes, and lands in the table."
+    out = setup["out"] / "procs2"
+    paper("--cv-root", setup["cv"], "--out", out, "--preset", "tiny", "--teacher", setup["teacher"], "--langs", "cs",
+          "--seeds", "44", "--procs", "2")
+    for arm in ("baseline_seed44", "distill_lam0.5_seed44"):
+        res = json.loads((out / "cs" / arm / "results.json").read_text())
+        assert res["world_size"] == 2 and res["steps"] == 8
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {(r["lang"], r["arm"]) for r in rows} == {("cs", "baseline"), ("cs", "distill")}
 
 
 def test_paper_bad_arguments(setup):

@@ -5,8 +5,11 @@ processors (show_doc for every exported name, `#| hide` / `#| export` / `#| defa
 backticked names linked to their docs) and hands the result to Sphinx with MyST-NB instead:
 
 1. each notebook in `nbs/` is executed in its own process, as `nbdev-test` runs it (cells flagged with the
-   `tst_flags` of `pyproject.toml`, e.g. `#| slow`, are skipped and keep any stored output), with a `show_doc`
-   cell after each exported definition, so that figures and API docs are current;
+   `tst_flags` of `pyproject.toml`, e.g. `#| slow`, are skipped and keep any stored output, unless `--flags slow`
+   forces them), with a `show_doc` cell after each exported definition, so that figures and API docs are current;
+   each notebook's verdict (passed, or the failing cell's traceback) is written to `build/notebook-runs.json`, which
+   `tests/test_notebooks.py` reads instead of running the notebooks again when `DISTILL_L2S_NOTEBOOK_RUNS` names it
+   (what CI does: every notebook runs once);
 2. nbdev's docs processors turn it into the notebook Quarto would get; Quarto cell options (`#| echo: false`,
    `#| code-fold`, ...) become MyST-NB cell tags; it is staged under `build/docs/` with the page name nbdev
    gives it (`00_align.ipynb` -> `align`), so nbdev's doc links resolve;
@@ -15,6 +18,7 @@ backticked names linked to their docs) and hands the result to Sphinx with MyST-
    links to the hosted docs site (`doc_host` + `doc_baseurl`) are made relative so the site works offline.
 """
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -27,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "build" / "docs"
+RUNS = ROOT / "build" / "notebook-runs.json"  # each notebook's verdict from the last build (see `write_runs`)
+RUNS_FORMAT = 1
 ASSETS = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".csv", ".tsv", ".json", ".txt", ".wav", ".mp3"}
 _QUARTO_TAGS = {("echo", "false"): "remove-input", ("output", "false"): "remove-output",
                 ("include", "false"): "remove-cell", ("code-fold", "true"): "hide-input",
@@ -68,6 +74,46 @@ def check_summaries(nbs: Path, rels: list[Path]):
     bad = [f"  {rel}: {len(rest) + 1} lines, from {s!r}" for rel in rels for s, rest in [summary(nbs / rel)] if rest]
     if bad: raise SystemExit("notebook summaries (`> ...` under the title) must be one line; nbdev keeps only the first:\n"
                              + "\n".join(bad))
+
+
+# ---------------------------------------------------------------- the record of notebook runs
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def library_digest(root: Path = ROOT) -> str:
+    "SHA-256 over the files of the library package (`lib_path`): a notebook's run depends on them as well as on itself."
+    from nbdev.config import get_config
+    lib = Path(get_config(root).lib_path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in lib.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"):
+        h.update(f.relative_to(lib).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def write_runs(path: Path, skip_flags: list[str], force_flags: list[str], library: str, runs: dict):
+    """Write each notebook's verdict to `path`: `{"notebooks": {rel: {"ok", "error", "seconds", "sha256"}}}`, with the
+    flags its cells were skipped or forced by and the `library_digest` at the start of the build. A reader takes a
+    verdict only while the notebook and the library are the ones that were run (see `tests/test_notebooks.py`)."""
+    rec = {"format": RUNS_FORMAT, "skip_flags": sorted(skip_flags), "force_flags": sorted(force_flags), "library": library,
+           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "notebooks": runs}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rec, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def recorded_run(path: Path, nb: Path, nbs: Path, skip_flags: list[str], force_flags: list[str], root: Path = ROOT) -> dict|None:
+    """The verdict on notebook `nb` (under `nbs`) recorded in `path` by a build that ran it with these flags, the same
+    notebook and the same library; None when there is none, so the caller runs the notebook itself."""
+    try: rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError): return None
+    if not isinstance(rec, dict) or rec.get("format") != RUNS_FORMAT: return None
+    if rec.get("skip_flags") != sorted(skip_flags) or rec.get("force_flags") != sorted(force_flags): return None
+    run = rec.get("notebooks", {}).get(Path(nb).relative_to(nbs).as_posix())
+    if not isinstance(run, dict) or run.get("sha256") != file_sha256(nb): return None
+    if rec.get("library") != library_digest(root): return None
+    return run
 
 
 # ---------------------------------------------------------------- one notebook (runs in its own process)
@@ -135,8 +181,9 @@ def _quarto_to_myst(nb):
     return nb
 
 
-def process_notebook(src: Path, dst: Path, skip_flags: list[str]):
-    "Execute the notebook at `src` as nbdev-test would, apply nbdev's docs processors, write it to `dst`."
+def process_notebook(src: Path, dst: Path, skip_flags: list[str], force_flags: list[str] = (), verdict: Path|None = None):
+    """Execute the notebook at `src` as nbdev-test would, apply nbdev's docs processors, write it to `dst`; the
+    execution's verdict (`ok`, `error`: the failing cell's traceback, `seconds`) goes to the JSON file `verdict`."""
     from fastcore.nbio import read_nb, write_nb, dict2nb
     from fastcore.xtras import working_directory
     from execnb.shell import CaptureShell
@@ -150,12 +197,17 @@ def process_notebook(src: Path, dst: Path, skip_flags: list[str]):
     # 1. a show_doc cell after each exported definition, then run every cell nbdev-test would run, plus the
     #    exports, imports and show_docs nbdev-docs runs (`_do_eval`): outputs and figures are fresh
     NBProcessor(nb=nb, procs=[populate_language, add_show_docs], rm_directives=False).process()
-    test_skips = _skip_cell(nb, skip_flags, [])
+    test_skips = _skip_cell(nb, skip_flags, force_flags)
     shell = CaptureShell(src, mpl_format="retina")
     shell.run_cell("from nbdev.showdoc import show_doc")
+    t = time.time()
     with working_directory(src.parent):
         try: shell.run_all(nb, exc_stop=True, preproc=lambda c: test_skips(c) and not _do_eval(c), cell_timeout=600)
-        except Exception as e: raise SystemExit(f"{src}: a cell failed while building the docs: {type(e).__name__}: {e}") from e
+        except Exception as e:
+            error = shell.prettytb(fname=src) or f"{type(e).__name__}: {e}"
+            if verdict: Path(verdict).write_text(json.dumps({"ok": False, "error": error, "seconds": time.time() - t}))
+            raise SystemExit(f"{src}: a cell failed while building the docs:\n{error}") from e
+    if verdict: Path(verdict).write_text(json.dumps({"ok": True, "error": "", "seconds": time.time() - t}))
     # 2. the rest of nbdev-docs' processing (hide, remove exports, frontmatter, doc links, ...), minus execution
     # execution leaves plain dicts in cells, nbdev's processors want attributes: rebuild (nbdev's `*_` keys are recomputed)
     nb = dict2nb({**{k: v for k, v in nb.items() if k != "cells"},
@@ -175,14 +227,26 @@ def _section_name(folder: str) -> str:
     return re.sub(r"^\d+[a-zA-Z0-9]*_", "", folder).replace("_", " ").capitalize()
 
 
-def stage(nbs: Path, jobs: int) -> list[Path]:
-    "Process every notebook of `nbs` into STAGE (in parallel processes); returns the staged notebooks."
+def _longest_first(rels: list[Path], nbs: Path) -> list[Path]:
+    "`rels` with the notebooks that took longest in the last build (RUNS) first, so parallel jobs end together."
+    try: secs = {k: v["seconds"] for k, v in json.loads(RUNS.read_text(encoding="utf-8"))["notebooks"].items()}
+    except (OSError, ValueError, KeyError, TypeError): return rels
+    return sorted(rels, key=lambda r: -secs.get(r.as_posix(), float("inf")))  # new notebooks first: their time is unknown
+
+
+def stage(nbs: Path, jobs: int, flags: list[str] = ()) -> list[Path]:
+    """Process every notebook of `nbs` into STAGE (in parallel processes), cells flagged with `tst_flags` skipped
+    unless in `flags`; each notebook's verdict goes to RUNS. Returns the staged notebooks."""
     from nbdev.config import get_config
     cfg = get_config(ROOT)
-    skip_flags = str(cfg.get("tst_flags", "")).split()
+    force_flags = sorted(set(flags))
+    skip_flags = [f for f in str(cfg.get("tst_flags", "")).split() if f not in force_flags]
+    rels = find_notebooks(nbs)
+    order = _longest_first(rels, nbs)
+    RUNS.unlink(missing_ok=True)  # no verdicts from an earlier build survive this one
     if STAGE.exists(): shutil.rmtree(STAGE)
     STAGE.mkdir(parents=True)
-    rels = find_notebooks(nbs)
+    library = library_digest(ROOT)
     if not rels or rels[0] != Path("index.ipynb"): raise SystemExit(f"{nbs}/index.ipynb is missing: it is the home page")
     check_summaries(nbs, rels)
     for p in nbs.rglob("*"):  # images and other files the notebooks show
@@ -193,17 +257,27 @@ def stage(nbs: Path, jobs: int) -> list[Path]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "TOKENIZERS_PARALLELISM": "false"}
 
-    def one(rel):
-        t = time.time()
-        r = subprocess.run([sys.executable, __file__, "--one", str(nbs / rel), str(STAGE / page_name(rel)), " ".join(skip_flags)],
-                           env=env, capture_output=True, text=True)
-        print(f"  {rel}: {time.time() - t:.1f} s", flush=True)
-        return rel, r
+    verdicts = STAGE.parent / "verdicts"
+    shutil.rmtree(verdicts, ignore_errors=True)
+    verdicts.mkdir(parents=True)
 
-    failed = []
+    def one(rel):
+        t, sha = time.time(), file_sha256(nbs / rel)  # the notebook as it was run
+        v = verdicts / f"{rel.as_posix().replace('/', '__')}.json"
+        r = subprocess.run([sys.executable, __file__, "--one", str(nbs / rel), str(STAGE / page_name(rel)), " ".join(skip_flags),
+                            "--flags", " ".join(force_flags), "--verdict", str(v)], env=env, capture_output=True, text=True)
+        try: run = json.loads(v.read_text())
+        except (OSError, ValueError):  # it died before or while running its cells: its output says why
+            run = {"ok": False, "error": f"exit code {r.returncode}\n{r.stdout[-3000:]}{r.stderr[-8000:]}", "seconds": time.time() - t}
+        print(f"  {rel}: {time.time() - t:.1f} s{'' if run['ok'] else ' (FAILED)'}", flush=True)
+        return rel, r, run | {"sha256": sha}
+
+    failed, runs = [], {}
     with ThreadPoolExecutor(max(1, jobs)) as ex:
-        for rel, r in ex.map(one, rels):
+        for rel, r, run in ex.map(one, order):
+            runs[rel.as_posix()] = run
             if r.returncode != 0: failed.append(f"{rel}:\n{r.stdout[-3000:]}{r.stderr[-6000:]}")
+    write_runs(RUNS, skip_flags, force_flags, library, {k: runs[k] for k in sorted(runs)})
     if failed: raise SystemExit("notebooks failed to build:\n" + "\n".join(failed))
 
     # the index notebook is the home page and carries the navigation: top-level pages, then one section a folder
@@ -228,8 +302,8 @@ def _relative_site_links(out: Path, site_url: str):
         if new != html: page.write_text(new, encoding="utf-8")
 
 
-def build(out: Path = ROOT / "_site", jobs: int = os.cpu_count() or 1) -> Path:
-    "Build the whole site into `out`; returns `out`."
+def build(out: Path = ROOT / "_site", jobs: int = os.cpu_count() or 1, flags: list[str] = ()) -> Path:
+    "Build the whole site into `out` (cells flagged with one of `flags` run too); returns `out`."
     from sphinx.cmd.build import build_main
     from nbdev.config import get_config
     cfg = get_config(ROOT)
@@ -237,7 +311,7 @@ def build(out: Path = ROOT / "_site", jobs: int = os.cpu_count() or 1) -> Path:
         raise SystemExit(f"{out} exists and holds something other than a site built by this script: choose another --out")
     t = time.time()
     print(f"executing and processing notebooks in {cfg.nbs_path} ({jobs} at a time)", flush=True)
-    stage(Path(cfg.nbs_path), jobs)
+    stage(Path(cfg.nbs_path), jobs, flags)
     print(f"notebooks done in {time.time() - t:.1f} s; rendering with Sphinx", flush=True)
     html = STAGE.parent / "html"  # MyST-NB keeps scratch files beside Sphinx's output folder: render inside build/, then copy
     for d in (html, out): shutil.rmtree(d, ignore_errors=True)
@@ -255,14 +329,18 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "_site", help="output folder (default: _site)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="notebooks executed at a time")
+    ap.add_argument("--flags", default="", help="run the notebook cells flagged with these tst_flags too, as "
+                    "`pytest --flags` does (comma- or space-separated, e.g. slow)")
     ap.add_argument("--one", nargs=3, metavar=("SRC", "DST", "SKIP_FLAGS"), help=argparse.SUPPRESS)
+    ap.add_argument("--verdict", type=Path, help=argparse.SUPPRESS)
     return ap
 
 
 def main():
     args = parser().parse_args()
-    if args.one: process_notebook(Path(args.one[0]), Path(args.one[1]), args.one[2].split())
-    else: build(args.out.resolve(), args.jobs)
+    flags = args.flags.replace(",", " ").split()
+    if args.one: process_notebook(Path(args.one[0]), Path(args.one[1]), args.one[2].split(), flags, args.verdict)
+    else: build(args.out.resolve(), args.jobs, flags)
 
 
 if __name__ == "__main__": main()
