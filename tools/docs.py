@@ -255,7 +255,8 @@ def stage(nbs: Path, jobs: int, flags: list[str] = ()) -> list[Path]:
             (STAGE / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, STAGE / rel)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "TOKENIZERS_PARALLELISM": "false"}
+           "TOKENIZERS_PARALLELISM": "false",  # one OpenMP thread a notebook, as the tests run them (tests/conftest.py)
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
     verdicts = STAGE.parent / "verdicts"
     shutil.rmtree(verdicts, ignore_errors=True)
