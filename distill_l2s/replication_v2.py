@@ -24,8 +24,9 @@ from .train import make_config, teacher_source, train
 
 # %% auto #0
 __all__ = ['ARMS_V2', 'WHISPER_ARMS', 'RANDOM_ARMS', 'V3_ARMS', 'V3_EN_ARMS', 'FULL_V2', 'FULL_V3', 'V2_START', 'V2_END', 'Cell',
-           'RunV2', 'GridV2', 'compared_rows', 'bridge_fit', 'transfer_probe', 'internals_table', 'fit_table',
-           'teacher_spread', 'spread_table', 'stronger_table', 'write_report_v2']
+           'RunV2', 'GridV2', 'compared_rows', 'bridge_fit', 'transfer_probes', 'transfer_probe', 'internals_table',
+           'fit_table', 'teacher_spread', 'probe_target', 'paired_changes', 'verdict', 'paired_table', 'probe_table',
+           'spread_table', 'stronger_table', 'write_report_v2']
 
 # %% ../nbs/14_replication_v2.ipynb #e20e2472
 ARMS_V2 = {  # arm -> (teacher, TrainConfig changes); all at the grid's λ
@@ -97,6 +98,8 @@ class GridV2:
     hidden: int = 128
     layers: int = 2
     oracle_dim: int = 384  # width of the label control's vectors (e5's)
+    probes: bool = False  # the report measures every run's `transfer_probe` against its arm's teacher (replication v3)
+    rule: tuple = ()  # (mean paired change of test CER, seeds better, seeds) an arm must reach to help; () gives no verdict
 
     def runs(self) -> list[RunV2]:
         "Every run, cell by cell, seed by seed."
@@ -202,10 +205,50 @@ def _config_v2(self:GridV2, spec:RunV2, work_dir, prepared:dict):
 GridV2.prepare, GridV2.config = _prepare_v2, _config_v2
 FULL_V2 = GridV2()
 FULL_V3 = GridV2(cells=(Cell("whisper", "sw", 150, V3_ARMS), Cell("whisper", "ru", 150, V3_ARMS), Cell("whisper", "en", 150, V3_EN_ARMS)),
-                 seeds=(0, 1, 2, 3, 4))  # replication v3: add seeds to an arm before arms to a cell
+                 seeds=(0, 1, 2, 3, 4), probes=True, rule=(-0.05, 4, 5))  # replication v3: add seeds to an arm before arms to a cell
 
 # %% ../nbs/14_replication_v2.ipynb #34eef5f8
 @torch.no_grad()
+def _student_pass(run:Path, split:str, batch_size:int) -> tuple:
+    "A trained run's student over `split`: its settings, its projection's settings and, per batch, the texts, labels, logits, compared rows and frame counts."
+    from torch.utils.data import DataLoader
+    from distill_l2s.controls import _student_features
+    from distill_l2s.data import SpeechDataset
+    from distill_l2s.model import load_projection
+    from distill_l2s.students import student_family
+    from distill_l2s.train import TrainConfig, load_student
+    cfg = TrainConfig.load(run / "train_config.json")
+    student, processor = load_student(run / "model")
+    settings = load_projection(run / "model")[1]
+    family = student_family(student.config)
+    records = read_split(cfg.lang_dir, split, max_duration=family.max_duration, mode=cfg.text_mode)[0]
+    ds = SpeechDataset(records, processor, frames=family.frames)
+    batches = [(b["texts"], b["labels"], *_student_features(student, b))
+               for b in DataLoader(ds, batch_size=batch_size, collate_fn=family.collator(processor))]
+    return cfg, settings, batches
+
+@torch.no_grad()
+def _pair(cfg, settings:dict, batches:list, folder, norm:dict|None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    "The student's rows of `_student_pass` and the targets of the teacher cache `folder`, paired as the run's training pairs them."
+    from distill_l2s.align import forced_align, interpolate, shrink, token_means
+    from distill_l2s.teacher import TeacherCache, standardize
+    cache = TeacherCache.open(folder)
+    blank, ignore = settings["blank_id"], tuple(settings["ignore_ids"])
+    forced = cfg.segmentation == "forced" and cfg.lam > 0  # a baseline is paired as the paper pairs: greedy shrink
+    rows_all, targets = [], []
+    for texts, labels, logits, feats, frames in batches:
+        t, tl = cache.get(texts)
+        if norm is not None: t = standardize(t, tl, norm)
+        if forced:
+            seg, aligned = forced_align(logits, frames, labels, blank)
+            rows, target, n, _ = token_means(feats, frames, seg, aligned, cache.label_tokens(texts, tl), t, tl)
+        else:
+            rows, n = shrink(feats, logits, frames, blank, ignore) if cfg.shrinking else (feats, frames)
+            target = interpolate(t, tl, n, mode=cfg.interp_mode, width=rows.shape[1])
+        valid = torch.arange(rows.shape[1])[None] < n[:, None]                                   # (B, N)
+        rows_all.append(rows[valid].float()); targets.append(target[valid].float())
+    return torch.cat(rows_all), torch.cat(targets), dict(segmentation="forced" if forced else "greedy")
+
 def compared_rows(run_dir, # a run folder: its model/ holds the student (and the projection's settings), train_config.json its settings
                   split:str="dev", # the split to read
                   teacher_features=None, # a teacher-cache folder (default: the run's own); a λ = 0 run needs one
@@ -213,40 +256,12 @@ def compared_rows(run_dir, # a run folder: its model/ holds the student (and the
                   batch_size:int=16,
                  ) -> tuple[torch.Tensor, torch.Tensor, dict]: # (rows, D_s) student rows, (rows, D_t) targets, the pairing used
     "The student's rows that the bridge compares (before the projection) and the teacher targets paired with them, on `split`."
-    from torch.utils.data import DataLoader
-    from distill_l2s.align import forced_align, interpolate, shrink, token_means
-    from distill_l2s.controls import _student_features
-    from distill_l2s.data import SpeechDataset
-    from distill_l2s.model import load_projection
-    from distill_l2s.teacher import TeacherCache, standardize
-    from distill_l2s.students import student_family
-    from distill_l2s.train import TrainConfig, load_student
+    from distill_l2s.train import TrainConfig
     run = Path(run_dir)
-    cfg = TrainConfig.load(run / "train_config.json")
-    folder = teacher_features or cfg.teacher_features
+    folder = teacher_features or TrainConfig.load(run / "train_config.json").teacher_features
     if not folder: raise ValueError(f"{run}: give teacher_features (a teacher-cache folder): the run read none")
-    student, processor = load_student(run / "model")
-    settings = load_projection(run / "model")[1]
-    cache = TeacherCache.open(folder)
-    family = student_family(student.config)
-    records = read_split(cfg.lang_dir, split, max_duration=family.max_duration, mode=cfg.text_mode)[0]
-    ds = SpeechDataset(records, processor, frames=family.frames)
-    blank, ignore = settings["blank_id"], tuple(settings["ignore_ids"])
-    forced = cfg.segmentation == "forced" and cfg.lam > 0  # a baseline is paired as the paper pairs: greedy shrink
-    rows_all, targets = [], []
-    for batch in DataLoader(ds, batch_size=batch_size, collate_fn=family.collator(processor)):
-        logits, feats, frames = _student_features(student, batch)
-        t, tl = cache.get(batch["texts"])
-        if norm is not None: t = standardize(t, tl, norm)
-        if forced:
-            seg, aligned = forced_align(logits, frames, batch["labels"], blank)
-            rows, target, n, _ = token_means(feats, frames, seg, aligned, cache.label_tokens(batch["texts"], tl), t, tl)
-        else:
-            rows, n = shrink(feats, logits, frames, blank, ignore) if cfg.shrinking else (feats, frames)
-            target = interpolate(t, tl, n, mode=cfg.interp_mode, width=rows.shape[1])
-        valid = torch.arange(rows.shape[1])[None] < n[:, None]                                   # (B, N)
-        rows_all.append(rows[valid].float()); targets.append(target[valid].float())
-    return torch.cat(rows_all), torch.cat(targets), dict(segmentation="forced" if forced else "greedy", split=split)
+    rows, target, how = _pair(*_student_pass(run, split, batch_size), folder, norm)
+    return rows, target, dict(how, split=split)
 
 def _r2(pred:torch.Tensor, target:torch.Tensor) -> tuple[float, float, float]:
     "R² against the target's own mean, the mean squared error and the target's variance, per dimension."
@@ -268,7 +283,37 @@ def bridge_fit(run_dir, # a run folder: its model/ holds the student and the pro
     r2, mse, var = _r2(load_projection(run / "model")[0](rows), target)
     return dict(r2=r2, rows=len(target), mse=mse, teacher_var=var, **how)
 
+def _ridge_r2(xs, ys, xd, yd, alpha:float) -> tuple[float, float, float]:
+    "Ridge regression with a bias fitted on (xs, ys), scored by `_r2` on (xd, yd); the penalty is `alpha` times the mean eigenvalue of xs's covariance."
+    x, y = xs.double(), ys.double()
+    mx, my = x.mean(0), y.mean(0)
+    xc = x - mx
+    cov = xc.T @ xc
+    w = torch.linalg.solve(cov + alpha * cov.trace() / len(cov) * torch.eye(len(cov), dtype=cov.dtype), xc.T @ (y - my))  # (D_s, D_t)
+    return _r2(((xd.double() - mx) @ w + my).float(), yd)
+
 @torch.no_grad()
+def transfer_probes(run_dir, # a run folder, the λ = 0 baseline included
+                    targets:dict, # name -> (teacher-cache folder, norm): norm is None, a `feature_stats` dict, or "train" (the statistics of the run's training transcripts)
+                    alpha:float=1e-3, # ridge penalty, relative to the mean eigenvalue of the rows' covariance
+                    batch_size:int=16,
+                   ) -> dict: # name -> R² on dev, rows fitted and scored, mean squared error and the targets' variance
+    "`transfer_probe` against several teachers, with one pass of the student over each split."
+    from distill_l2s.teacher import TeacherCache, feature_stats
+    for name, (folder, norm) in targets.items():
+        if not (norm is None or norm == "train" or isinstance(norm, dict)):
+            raise ValueError(f"targets[{name!r}]: norm={norm!r}; give None, a `feature_stats` dict or 'train'")
+    run = Path(run_dir)
+    train, dev = (_student_pass(run, s, batch_size) for s in ("train", "dev"))
+    texts = [t for b in train[2] for t in b[0]]  # the training transcripts, whose statistics norm="train" standardises by
+    out = {}
+    for name, (folder, norm) in targets.items():
+        if norm == "train": norm = feature_stats(TeacherCache.open(folder), texts)
+        (xs, ys, how), (xd, yd, _) = (_pair(*p, folder, norm) for p in (train, dev))
+        r2, mse, var = _ridge_r2(xs, ys, xd, yd, alpha)
+        out[name] = dict(r2=r2, rows_train=len(ys), rows_dev=len(yd), mse=mse, teacher_var=var, segmentation=how["segmentation"])
+    return out
+
 def transfer_probe(run_dir, # a run folder, the λ = 0 baseline included
                    teacher_features, # the teacher-cache folder of the arm being measured (the baseline takes its arm's)
                    norm:dict|None=None, # `feature_stats` when the arm standardised its targets
@@ -276,15 +321,8 @@ def transfer_probe(run_dir, # a run folder, the λ = 0 baseline included
                    batch_size:int=16,
                   ) -> dict: # R² on dev, rows fitted and scored
     "How much of the teacher a student's compared rows hold: a ridge probe with bias fitted on training rows, R² on dev rows."
-    xs, ys, how = compared_rows(run_dir, "train", teacher_features, norm, batch_size)
-    xd, yd, _ = compared_rows(run_dir, "dev", teacher_features, norm, batch_size)
-    x, y = xs.double(), ys.double()
-    mx, my = x.mean(0), y.mean(0)
-    xc = x - mx
-    cov = xc.T @ xc
-    w = torch.linalg.solve(cov + alpha * cov.trace() / len(cov) * torch.eye(len(cov), dtype=cov.dtype), xc.T @ (y - my))  # (D_s, D_t)
-    r2, mse, var = _r2(((xd.double() - mx) @ w + my).float(), yd)
-    return dict(r2=r2, rows_train=len(ys), rows_dev=len(yd), mse=mse, teacher_var=var, segmentation=how["segmentation"])
+    return transfer_probes(run_dir, {"": (teacher_features, norm)}, alpha, batch_size)[""]
+
 
 # %% ../nbs/14_replication_v2.ipynb #9876c413
 V2_START, V2_END = "<!-- v2-tables:start -->", "<!-- v2-tables:end -->"
@@ -326,10 +364,82 @@ def teacher_spread(folder, # a teacher-feature cache folder
     return dict(tokens=len(x), dim=x.shape[1], mean_sq_norm=float(total), shared=float((mean ** 2).sum() / total),
                 var_per_dim=float(((x - mean) ** 2).sum(1).mean() / x.shape[1]))
 
+def _features_key(kind:str, cell:str) -> str:
+    "The key in `prepared-v2.json`'s features of a teacher: e5 and the random teacher are shared, controls are per cell."
+    return kind if kind in ("e5", "random") else f"{kind}:{cell}"
+
 def _teacher_key(arm:str, cell:str):
     "The prepared teacher-feature folder's key of an arm; None for the baseline and for a teacher trained in the step (no cache)."
     kind = ARMS_V2[arm][0]
-    return None if kind in (None, "e5-live") else kind if kind in ("e5", "random") else f"{kind}:{cell}"
+    return None if kind in (None, "e5-live") else _features_key(kind, cell)
+
+def probe_target(arm:str) -> str|None:
+    "What an arm's transfer is probed against: its teacher's features, '-std' when standardised; None for the baseline."
+    kind, changes = ARMS_V2[arm]
+    if kind is None: return None
+    if kind == "e5-live": return "e5-std"  # a teacher trained in the step: what the student holds of the pretrained e5
+    return kind + ("-std" if changes.get("target_norm") == "standardize" else "")
+
+def _probe_runs(records:list, grid:GridV2, work:Path, prepared:dict, probes:dict, progress:bool=False):
+    "Fill `probes` ('<run>|<target>' -> `transfer_probes` result) for runs with a folder in `work`; a baseline against every target of its cell's arms."
+    arms = {c.name: c.arms for c in grid.cells}
+    for r in records:
+        mine = [r["spec"]["arm"]] if r["spec"]["lam"] > 0 else arms.get(r["cell"], ())
+        wanted = dict.fromkeys(t for a in mine if (t := probe_target(a)))
+        todo = [t for t in wanted if f"{r['name']}|{t}" not in probes and _features_key(t.removesuffix("-std"), r["cell"]) in prepared["features"]]
+        run = work / "runs" / r["name"]
+        if not todo or not (run / "model").is_dir(): continue
+        targets = {t: (work / prepared["features"][_features_key(t.removesuffix("-std"), r["cell"])], "train" if t.endswith("-std") else None)
+                   for t in todo}
+        if progress: print(f"probing {r['name']} against {', '.join(todo)}", flush=True)
+        for t, p in transfer_probes(run, targets).items(): probes[f"{r['name']}|{t}"] = p
+
+def paired_changes(records:list, metric:str="cer") -> dict:
+    "Per (cell, arm) with λ > 0: seed -> relative change of the test metric against the λ = 0 baseline of the same cell and seed."
+    base = {(r["cell"], r["spec"]["seed"]): r["results"]["test"][metric] for r in records if r["spec"]["lam"] == 0}
+    out = {}
+    for r in records:
+        b = base.get((r["cell"], r["spec"]["seed"]))
+        if r["spec"]["lam"] > 0 and b: out.setdefault((r["cell"], r["spec"]["arm"]), {})[r["spec"]["seed"]] = (r["results"]["test"][metric] - b) / b
+    return out
+
+def verdict(changes:dict, # seed -> paired change (`paired_changes`)
+            rule:tuple, # (mean paired change, seeds better, seeds): e.g. (-0.05, 4, 5)
+           ) -> str:
+    "'helps' when the mean change reaches the rule's and enough seeds are better; 'open' until the rule's seeds are in."
+    change, better, seeds = rule
+    d = np.array(list(changes.values()))
+    if len(d) < seeds: return f"open ({len(d)} of {seeds} seeds)"
+    return "helps" if d.mean() <= change and (d < 0).sum() >= better else "does not help"
+
+def _pct(v) -> str:
+    return f"{100 * np.mean(v):+.1f}%" + (f" ± {100 * np.std(v, ddof=1):.1f}%" if len(v) > 1 else "")
+
+def paired_table(records:list, rule:tuple=()) -> str:
+    "Per cell and arm: each seed's paired change of test CER, their mean ± std, the seeds better and, with a `rule`, its verdict."
+    lines = []
+    for (cell, arm), ch in sorted(paired_changes(records).items()):
+        d = [ch[s] for s in sorted(ch)]
+        lines.append([cell, arm, ", ".join(f"{s}: {100 * ch[s]:+.1f}%" for s in sorted(ch)), _pct(d),
+                      f"{sum(x < 0 for x in d)} of {len(d)}", *([verdict(ch, rule)] if rule else [])])
+    return markdown_table(["cell", "arm", "seed: paired change of test CER", "mean ± std", "seeds better", *(["verdict"] if rule else [])], lines)
+
+def probe_table(probes:dict, records:list) -> str:
+    "Per cell and arm: probe R² on dev against the arm's target, the same seed's baseline against the same target, and transfer (their difference)."
+    base = {(r["cell"], r["spec"]["seed"]): r["name"] for r in records if r["spec"]["lam"] == 0}
+    groups = {}
+    for r in records:
+        t, b = probe_target(r["spec"]["arm"]), base.get((r["cell"], r["spec"]["seed"]))
+        if r["spec"]["lam"] == 0 or t is None or b is None: continue
+        mine, theirs = probes.get(f"{r['name']}|{t}"), probes.get(f"{b}|{t}")
+        if mine and theirs: groups.setdefault((r["cell"], r["spec"]["arm"], t), []).append((mine["r2"], theirs["r2"]))
+    ms = lambda v: f"{np.mean(v):.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else "")
+    lines = []
+    for (cell, arm, t), v in sorted(groups.items()):
+        a, b = np.array(v).T
+        lines.append([cell, arm, t, len(v), ms(a), ms(b), ms(a - b), f"{int((a > b).sum())} of {len(v)}"])
+    return markdown_table(["cell", "arm", "probe target", "seeds", "probe R² on dev", "baseline's probe R²", "transfer",
+                           "seeds with transfer > 0"], lines)
 
 def spread_table(spreads:dict, records:list) -> str:
     "Per cell and arm: the teacher's spread (`teacher_spread`) beside the run's training KD loss at its last logged step (mean over seeds)."
@@ -394,6 +504,11 @@ def write_report_v2(results_dir, # the v2 result records
                 texts = [r.text for r in read_split(Path(work) / corpus, "train")[0]]
                 spreads[name] = teacher_spread(Path(work) / prepared["features"][key], texts)
         spreads_file.write_text(json.dumps(spreads, indent=1, sort_keys=True) + "\n")
+    probes_file = results_dir.parent / f"{results_dir.name}-probes.json"
+    probes = json.loads(probes_file.read_text()) if probes_file.is_file() else {}
+    if grid.probes and work is not None and prepared:
+        _probe_runs(records, grid, Path(work), prepared, probes)
+        probes_file.write_text(json.dumps(probes, indent=1, sort_keys=True) + "\n")
     rows, parts = [], []
     rel = lambda p: os.path.relpath(p, md.parent)
     for student in dict.fromkeys(c.student for c in grid.cells):
@@ -411,7 +526,11 @@ def write_report_v2(results_dir, # the v2 result records
         if plot_curves(recs, cells, arms, save=plots_dir / f"curves_{student}.png") is not None:
             parts.append(f"![curves {student}]({rel(plots_dir / f'curves_{student}.png')})\n")
     body = ("### Stronger models of the knowledge control\n\n" + stronger_table(prepared, rows) + "\n" if prepared.get("stronger") else "") + \
-           "\n".join(parts) + "\n### What the bridge did (last logged step)\n\n" + internals_table(records) + \
+           "\n".join(parts) + \
+           (f"\n### Paired changes of test CER and the rule (a mean of {100 * grid.rule[0]:+g}% or better, better on {grid.rule[1]} "
+            f"of {grid.rule[2]} seeds)\n\n" + paired_table(records, grid.rule) if grid.rule else "") + \
+           ("\n### Transfer: probe R² against the λ = 0 baseline of the same seed\n\n" + probe_table(probes, records) if grid.probes and probes else "") + \
+           "\n### What the bridge did (last logged step)\n\n" + internals_table(records) + \
            ("\n### Bridge fit\n\n" + fit_table(fits, records) if fits else "") + \
            ("\n### Teacher features and the loss they leave\n\n" + spread_table(spreads, records) if spreads else "")
     replace_block(md, body, V2_START, V2_END)
