@@ -2,7 +2,7 @@
 once more with its whole encoder fine-tuned (stem frozen, no frozen layers, no frozen-state cache) and otherwise the
 same settings; its results and dev CER over training are written to benchmarks/results/whisper_full_ft.json.
 
-    python benchmarks/replication/run_v2.py --cells whisper-sw-150 --seeds 0 --only baseline   # corpus + the cached run
+    python benchmarks/replication/run.py --grid v2 --cells whisper-sw-150 --seeds 0 --only baseline   # corpus + the cached run
     python benchmarks/whisper_full_ft.py                                                         # about 55 min on 2 busy cores
 """
 import json
@@ -19,7 +19,7 @@ def main(out=Path("runs/whisper-full-ft-sw-150_seed0")):
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
     from distill_l2s.e5 import cache_root
-    from distill_l2s.replication_v2 import FULL_V2, _whisper_config
+    from distill_l2s.replication import FULL_V2, _whisper_config
     from distill_l2s.train import train
     work = cache_root() / "replication-v2"
     cfg = _whisper_config(FULL_V2, work / "corpus" / "sw-150", Path(out), 0.0, 0, work / "frozen-cache")

@@ -372,7 +372,7 @@ def next_steps(out_dir, # the demo's output folder, as given
         f"    ({REPOSITORY}/blob/main/{REPLICATION}); this demo runs one seed per arm.",
         f"  On a pretrained student (whisper-base), with controls that test whether the bridge carries knowledge,",
         f"  in {REPLICATION_V2}; its Swahili cell is rerun by",
-        "    python benchmarks/replication/run_v2.py --cells whisper-sw-150 --seeds 0,1,2",
+        "    python benchmarks/replication/run.py --grid v2 --cells whisper-sw-150 --seeds 0,1,2",
         "  Scale up: more speech, steps and a larger student, e.g.",
         "    distill-l2s-demo --langs sw,ru,ar,hi --scale 4 --steps 2400 --hidden 256 --layers 4",
         "  Real data with pretrained models (a GPU and the Hugging Face hub): the README's \"Training on Common Voice\",",

@@ -1,4 +1,4 @@
-"""Does distillation help? A grid of runs on the synthesised corpus with the offline multilingual teacher: baseline against Distill-L2S over several languages, scripts, amounts of speech and seeds, three values of λ, and four ablations. Resumable, parallel, and summarised with means, standard deviations and paired per-seed changes.
+"""Does distillation help? One harness for every replication of this project: grids defined as data, one resumable runner, one record format, measurements cached beside the records, and one report writer. v1 trains a random student over languages, amounts of speech, λ and ablations; v2 and v3 fine-tune the pretrained whisper-base with controls, trained teachers and standardised targets.
 
 Docs: https://distill-l2s.github.io/distill-l2s/replication.html.md"""
 
@@ -21,14 +21,21 @@ import torch
 from matplotlib.figure import Figure
 
 # %% auto #0
-__all__ = ['log', 'ABLATIONS', 'ARMS', 'FULL', 'REDUCED', 'METRICS', 'START', 'END', 'RunSpec', 'Grid', 'subset_corpus',
-           'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'main_table', 'plot_arms', 'plot_lambda',
-           'plot_curves', 'report_markdown', 'write_report', 'replace_block']
+__all__ = ['log', 'ABLATIONS', 'ARMS', 'FULL', 'REDUCED', 'METRICS', 'START', 'END', 'SIDE_FILES', 'CELL_ARMS', 'WHISPER_ARMS',
+           'RANDOM_ARMS', 'V3_ARMS', 'V3_EN_ARMS', 'FULL_V2', 'FULL_V3', 'CELL_START', 'CELL_END', 'RunSpec', 'Grid',
+           'subset_corpus', 'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'main_table', 'plot_arms',
+           'plot_lambda', 'plot_curves', 'report_markdown', 'measurements', 'write_report', 'replace_block', 'Cell',
+           'CellRun', 'CellGrid', 'compared_rows', 'bridge_fit', 'transfer_probes', 'transfer_probe', 'internals_table',
+           'fit_table', 'teacher_spread', 'probe_target', 'paired_changes', 'verdict', 'paired_table', 'probe_table',
+           'spread_table', 'stronger_table', 'measure']
 
 # %% ../nbs/11_replication.ipynb #efcec602
+from .controls import control_cache
 from .data import read_split
 from .model import KD_STATS
-from .plots import save_figure, relative_change_label, summarise, comparison_table, arm_table, arm_name
+from .plots import (save_figure, relative_change_label, summarise, comparison_table, arm_table, arm_name, markdown_table,
+                               table_notes)
+from .train import make_config, teacher_source, train
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +233,7 @@ def _device() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores visible)"
 
 def _config(spec, grid, work_dir, prepared:dict):
-    "A run's `TrainConfig`: from the grid's own `config` where it has one (`replication_v2.GridV2`), else `run_config`."
+    "A run's `TrainConfig`: from the grid's own `config` where it has one (`CellGrid`), else `run_config`."
     return grid.config(spec, work_dir, prepared) if hasattr(grid, "config") else run_config(spec, grid, work_dir, prepared)
 
 def run_one(spec:RunSpec, grid:Grid, work_dir, prepared:dict, results_dir,
@@ -294,7 +301,7 @@ def run_grid(grid:Grid, # the runs
 METRICS = ("cer", "wer")
 
 def load_records(results_dir, # folder of result records
-                 spec_class=RunSpec, # the run description the records hold (another grid's, e.g. `replication_v2.RunV2`)
+                 spec_class=RunSpec, # the run description the records hold (a `CellGrid`'s: `CellRun`)
                 ) -> list[dict]:
     "Every result record in `results_dir`, checked for the fields the summaries read."
     out = []
@@ -422,31 +429,46 @@ def report_markdown(rows:list[dict], grid:Grid, plots:dict[str, str]) -> str:
         if "ablations" in plots: parts.append(f"\n![test CER of the ablations]({plots['ablations']})\n")
     return "\n".join(parts)
 
-def write_report(results_dir, # result records
-                 grid:Grid, # the grid they belong to
-                 markdown_file, # file to write the tables into, between `START` and `END` (appended if absent)
-                 plots_dir, # folder for the PNG plots
-                ) -> list[dict]: # the summary rows
-    "Summarise `results_dir` into tables in `markdown_file` and plots in `plots_dir`."
-    records = load_records(results_dir)
+def _layout_v1(self:Grid, records:list, measured:dict, md:Path, plots_dir:Path) -> tuple[list, str]:
+    "v1's report: the summary rows, and the tables and plots of every part of the grid (`report_markdown`)."
     rows = summarise(records)
-    md, plots_dir = Path(markdown_file), Path(plots_dir)
     rel = lambda p: os.path.relpath(p, md.parent)
-    cells = [(l, grid.clips) for l in grid.langs] + [(l, grid.more_clips) for l in grid.more_langs]
+    cells = [(l, self.clips) for l in self.langs] + [(l, self.more_clips) for l in self.more_langs]
     plots = {}
-    plot_arms(rows, cells, [("baseline", 0.0), ("distill", grid.lam)], title="Baseline against Distill-L2S",
+    plot_arms(rows, cells, [("baseline", 0.0), ("distill", self.lam)], title="Baseline against Distill-L2S",
               save=plots_dir / "main.png"); plots["main"] = rel(plots_dir / "main.png")
-    if grid.lam_langs and grid.lams:
-        plot_lambda(rows, [(l, grid.clips) for l in grid.lam_langs], save=plots_dir / "lambda.png")
+    if self.lam_langs and self.lams:
+        plot_lambda(rows, [(l, self.clips) for l in self.lam_langs], save=plots_dir / "lambda.png")
         plots["lambda"] = rel(plots_dir / "lambda.png")
-    if grid.ablation_langs and grid.ablations:
-        plot_arms(rows, [(l, grid.clips) for l in grid.ablation_langs],
-                  [("baseline", 0.0), ("distill", grid.lam), *[(a, grid.lam) for a in grid.ablations]],
+    if self.ablation_langs and self.ablations:
+        plot_arms(rows, [(l, self.clips) for l in self.ablation_langs],
+                  [("baseline", 0.0), ("distill", self.lam), *[(a, self.lam) for a in self.ablations]],
                   title="Ablations", save=plots_dir / "ablations.png")
         plots["ablations"] = rel(plots_dir / "ablations.png")
-    if plot_curves(records, cells, [("baseline", 0.0), ("distill", grid.lam)], save=plots_dir / "curves.png") is not None:
+    if plot_curves(records, cells, [("baseline", 0.0), ("distill", self.lam)], save=plots_dir / "curves.png") is not None:
         plots["curves"] = rel(plots_dir / "curves.png")
-    replace_block(md, report_markdown(rows, grid, plots))
+    return rows, report_markdown(rows, self, plots)
+
+Grid.run_class, Grid.markers, Grid.layout = RunSpec, (START, END), _layout_v1
+
+SIDE_FILES = ("fits", "teachers", "probes", "prepared")  # what `measure` caches beside a results folder
+
+def measurements(results_dir, # a folder of result records
+                ) -> dict: # kind -> what `measure` cached (`<folder>-<kind>.json` beside it), {} where nothing
+    "The measurements cached beside `results_dir`."
+    d = Path(results_dir)
+    return {k: json.loads(p.read_text()) if (p := d.parent / f"{d.name}-{k}.json").is_file() else {} for k in SIDE_FILES}
+
+def write_report(results_dir, # result records
+                 grid, # the grid they belong to: a `Grid` or a `CellGrid`
+                 markdown_file, # file to write the tables into, between the grid's markers (appended if absent)
+                 plots_dir, # folder for the PNG plots
+                ) -> list[dict]: # the summary rows
+    "Lay out the records of `results_dir` and the measurements cached beside them: tables in `markdown_file`, plots in `plots_dir`."
+    records = load_records(results_dir, grid.run_class)
+    md = Path(markdown_file)
+    rows, body = grid.layout(records, measurements(results_dir), md, Path(plots_dir))
+    replace_block(md, body, *grid.markers)
     return rows
 
 def replace_block(markdown_file, # file to write into (created if missing)
@@ -460,3 +482,509 @@ def replace_block(markdown_file, # file to write into (created if missing)
     if start in text and end in text: text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
     else: text = text + ("\n" if text else "") + block + "\n"
     md.parent.mkdir(parents=True, exist_ok=True); md.write_text(text)
+
+# %% ../nbs/11_replication.ipynb #e20e2472
+CELL_ARMS = {  # arm -> (teacher, TrainConfig changes); all at the grid's λ
+    "baseline": (None, {}),
+    "distill": ("e5", {}),                                        # the paper: e5 teacher, greedy shrink + interpolation
+    "distill-forced": ("e5", dict(segmentation="forced")),         # e5 teacher, forced-alignment segments
+    "random-teacher": ("random", {}),                             # e5's architecture and tokenizer, random weights
+    "knowledge": ("knowledge", {}),                               # the stronger speech model's per-character vectors
+    "knowledge-forced": ("knowledge", dict(segmentation="forced")),
+    "label": ("label", {}),                                       # one fixed random vector per character
+    # replication v3: targets a student can match, and the teacher as the official code ran it
+    "distill-std": ("e5", dict(target_norm="standardize")),      # e5 frozen, each dimension standardised over the training tokens
+    "as-run": ("e5-live", dict(teacher_mode="as-run")),           # e5 reset but for its position embeddings, trained with the student
+    "as-run-paper-lr": ("e5-live", dict(teacher_mode="as-run", teacher_lr=2e-5)),  # the same at the paper's learning rate
+    "joint": ("e5-live", dict(teacher_mode="joint")),             # pretrained e5 trained with the student
+    "random-teacher-std": ("random", dict(target_norm="standardize")),
+    "label-std": ("label", dict(target_norm="standardize")),
+}
+WHISPER_ARMS = ("baseline", "distill", "distill-forced", "random-teacher", "knowledge", "knowledge-forced", "label")
+RANDOM_ARMS = ("baseline", "distill-forced", "knowledge")
+V3_ARMS = ("baseline", "distill", "distill-std", "as-run", "joint", "random-teacher-std", "label-std")  # in order of priority
+V3_EN_ARMS = ("baseline", "distill-std", "as-run")
+
+@dataclass(frozen=True)
+class Cell:
+    "A student, a language and an amount of speech, and the arms trained on it."
+    student: str  # "whisper" (the pretrained whisper-base) or "random" (v1's random wav2vec2)
+    lang: str
+    clips: int
+    arms: tuple
+
+    @property
+    def name(self) -> str: return f"{self.student}-{self.lang}-{self.clips}"
+
+@dataclass(frozen=True)
+class CellRun:
+    "One training run of the v2 grid."
+    student: str
+    lang: str
+    clips: int
+    arm: str
+    lam: float
+    seed: int
+
+    @property
+    def cell(self) -> str: return f"{self.student}-{self.lang}-{self.clips}"
+
+    @property
+    def name(self) -> str: return f"{self.cell}_{self.arm}_lam{self.lam:g}_seed{self.seed}"
+
+# %% ../nbs/11_replication.ipynb #911ab50c
+@dataclass(frozen=True)
+class CellGrid:
+    "The v2 grid: cells, seeds, λ and the recipes of the pretrained and the random student."
+    cells: tuple = (Cell("whisper", "sw", 150, WHISPER_ARMS), Cell("whisper", "ru", 150, WHISPER_ARMS),
+                    Cell("random", "sw", 150, RANDOM_ARMS))
+    seeds: tuple = (0, 1, 2)
+    lam: float = 0.5
+    knowledge_clips: int = 600  # the knowledge control's stronger model: the same student on this many clips
+    eval_clips: int = 40  # clips each in dev and test
+    corpus_seed: int = 0
+    batch_size: int = 8
+    whisper: str = "whisper-base"  # the pretrained student (offline name, hub name or folder of a Whisper model)
+    whisper_steps: int = 240
+    whisper_lr: float = 1e-3
+    whisper_frozen: int = 4  # frozen encoder layers (of 6), their outputs cached per clip
+    random_steps: int = 1200  # v1's recipe for the random student
+    random_lr: float = 2e-3
+    hidden: int = 128
+    layers: int = 2
+    oracle_dim: int = 384  # width of the label control's vectors (e5's)
+    probes: bool = False  # the report measures every run's `transfer_probe` against its arm's teacher (replication v3)
+    rule: tuple = ()  # (mean paired change of test CER, seeds better, seeds) an arm must reach to help; () gives no verdict
+
+    def runs(self) -> list[CellRun]:
+        "Every run, cell by cell, seed by seed."
+        out = []
+        for c in self.cells:
+            bad = [a for a in c.arms if a not in CELL_ARMS]
+            if bad: raise ValueError(f"cell {c.name}: unknown arm(s) {bad}; choose from {', '.join(CELL_ARMS)}")
+            for s in self.seeds:
+                out += [CellRun(c.student, c.lang, c.clips, a, 0.0 if a == "baseline" else self.lam, s) for a in c.arms]
+        return list(dict.fromkeys(out))
+
+    def v1_grid(self) -> Grid:
+        "The first replication's grid that prepares the same corpus and the e5 and random-teacher features."
+        langs = tuple(dict.fromkeys(c.lang for c in self.cells))
+        more = tuple(dict.fromkeys(c.lang for c in self.cells if any(CELL_ARMS[a][0] == "knowledge" for a in c.arms)))
+        rand = tuple(dict.fromkeys(c.lang for c in self.cells if any(CELL_ARMS[a][0] == "random" for a in c.arms)))
+        clips = {c.clips for c in self.cells}
+        if len(clips) != 1: raise ValueError(f"the cells must share one amount of speech, got {sorted(clips)}")
+        return Grid(langs=langs, clips=clips.pop(), more_langs=more, more_clips=self.knowledge_clips, seeds=(0,),
+                    lam=self.lam, lam_langs=(), ablation_langs=rand, ablations=("random-teacher",) if rand else (),
+                    eval_clips=self.eval_clips, corpus_seed=self.corpus_seed, hidden=self.hidden, layers=self.layers)
+
+# %% ../nbs/11_replication.ipynb #d6c5e57d
+def _whisper_config(grid:CellGrid, corpus:Path, out:Path, lam:float, seed:int, frozen_cache:Path):
+    "The `TrainConfig` of a pretrained-student run."
+    steps = grid.whisper_steps
+    return make_config("tiny", dict(max_steps=steps, warmup_steps=max(1, steps // 10), learning_rate=grid.whisper_lr,
+                                    batch_size=grid.batch_size, per_device_batch_size=grid.batch_size, eval_steps=max(1, steps // 5),
+                                    eval_batch_size=grid.eval_clips, logging_steps=max(1, steps // 20), save_total_limit=1,
+                                    mask_time_prob=0.05, freeze_feature_encoder=True, frozen_layers=grid.whisper_frozen,
+                                    frozen_cache=str(frozen_cache), seed=seed, fp16=False),
+                       lang_dir=str(corpus), output_dir=str(out), lam=lam, teacher="multilingual-e5-small", student=grid.whisper)
+
+def _random_config(grid:CellGrid, corpus:Path, out:Path, lam:float, seed:int):
+    "The `TrainConfig` of a random-student run: v1's recipe."
+    from distill_l2s.demo import demo_config, student_config
+    cfg = demo_config(corpus, out, lam, teacher="multilingual-e5-small", student_cfg=student_config(grid.hidden, grid.layers),
+                      steps=grid.random_steps, batch_size=grid.batch_size, learning_rate=grid.random_lr, seed=seed,
+                      eval_batch_size=grid.eval_clips)
+    return replace(cfg, fp16=False)
+
+def _student_config(grid:CellGrid, student:str, corpus:Path, out:Path, lam:float, seed:int, work:Path):
+    if student == "whisper": return _whisper_config(grid, corpus, out, lam, seed, work / "frozen-cache")
+    if student == "random": return _random_config(grid, corpus, out, lam, seed)
+    raise ValueError(f"unknown student {student!r}: 'whisper' or 'random'")
+
+def _prepare_cells(self:CellGrid, work_dir, teacher=None, progress:bool=True) -> dict:
+    "Corpus, teacher features, stronger models, control features and frozen states, each made once."
+    work = Path(work_dir)
+    rec = prepare(self.v1_grid(), work, teacher, progress)
+    rec["features"] = dict(rec["features"]); rec["stronger"] = {}
+    for c in self.cells:
+        corpus = work / rec["corpus"][f"{c.lang}-{c.clips}"]
+        records = read_split(corpus, "train")[0] + read_split(corpus, "dev")[0]
+        if any(CELL_ARMS[a][0] == "knowledge" for a in c.arms):
+            out = work / "stronger" / f"{c.student}-{c.lang}-{self.knowledge_clips}"
+            if not (out / "results.json").is_file():
+                cfg = _student_config(self, c.student, work / rec["corpus"][f"{c.lang}-{self.knowledge_clips}"], out, 0.0, 0, work)
+                train(cfg, resume=out.is_dir() and any(out.iterdir()))
+            res = json.loads((out / "results.json").read_text())
+            rec["stronger"][c.name] = dict(model=str((out / "model").relative_to(work)), dev=res["dev"], test=res["test"])
+            cache = control_cache(f"knowledge:{out / 'model'}", records, work / "controls", progress=progress)
+            rec["features"][f"knowledge:{c.name}"] = str(cache.dir.relative_to(work))
+        if any(CELL_ARMS[a][0] == "label" for a in c.arms):
+            cache = control_cache(f"label-oracle:{self.oracle_dim}", records, work / "controls", progress=progress)
+            rec["features"][f"label:{c.name}"] = str(cache.dir.relative_to(work))
+    for lang in {c.lang for c in self.cells if c.student == "whisper"}:  # runs then read the frozen states, never write them
+        dirs = {work / rec["corpus"][k] for k in rec["corpus"] if k.split("-")[0] == lang}
+        _fill_frozen_states(self, [r for d in sorted(dirs) for s in ("train", "dev", "test") for r in read_split(d, s)[0]],
+                            work / "frozen-cache", progress)
+    (work / "prepared-v2.json").write_text(json.dumps(rec, indent=2) + "\n")
+    return rec
+
+def _fill_frozen_states(grid:CellGrid, records:list, folder:Path, progress:bool):
+    "Cache the pretrained student's frozen-layer states of every clip of `records` (they do not depend on the vocabulary)."
+    from distill_l2s.data import SkipSummary
+    from distill_l2s.teacher import TeacherCache
+    from distill_l2s.text import make_processor
+    from distill_l2s.students import fill_frozen_cache, student_family
+    from distill_l2s.train import _student_config as config_of
+    cfg = _whisper_config(grid, folder, folder, 0.0, 0, folder)
+    family, vocab = student_family(config_of(cfg)), {"[PAD]": 0, "[UNK]": 1, "|": 2}  # the states do not depend on the vocabulary
+    processor = family.processor(vocab)
+    student = family.student(cfg, processor.tokenizer).eval()
+    skipped = SkipSummary("frozen states")
+    fill_frozen_cache(family.frozen_cache(student, processor, folder), list({str(r.path): r for r in records}.values()), skipped,
+                      progress=progress)
+    if skipped.skipped: raise ValueError(f"clips that do not decode in the prepared corpus:\n{skipped}")
+
+def _cell_config(self:CellGrid, spec:CellRun, work_dir, prepared:dict):
+    "The `TrainConfig` of one run of the v2 grid."
+    work = Path(work_dir)
+    kind, changes = CELL_ARMS[spec.arm]
+    cfg = _student_config(self, spec.student, work / prepared["corpus"][f"{spec.lang}-{spec.clips}"], work / "runs" / spec.name,
+                          spec.lam, spec.seed, work)
+    feats, teacher = "", cfg.teacher
+    if kind in ("e5", "random"): feats = prepared["features"][kind]
+    elif kind == "e5-live": teacher = prepared.get("teacher") or teacher_source("multilingual-e5-small")  # trained in the step: loaded
+    elif kind is not None: feats = prepared["features"][f"{kind}:{spec.cell}"]
+    if kind not in (None, "e5", "e5-live"): teacher = f"{kind} control" if kind != "random" else "multilingual-e5-small (random init)"
+    return replace(cfg, teacher_features=str(work / feats) if feats else "", teacher=teacher, **changes)
+
+CellGrid.prepare, CellGrid.config = _prepare_cells, _cell_config
+FULL_V2 = CellGrid()
+FULL_V3 = CellGrid(cells=(Cell("whisper", "sw", 150, V3_ARMS), Cell("whisper", "ru", 150, V3_ARMS), Cell("whisper", "en", 150, V3_EN_ARMS)),
+                 seeds=(0, 1, 2, 3, 4), probes=True, rule=(-0.05, 4, 5))  # replication v3: add seeds to an arm before arms to a cell
+
+# %% ../nbs/11_replication.ipynb #34eef5f8
+@torch.no_grad()
+def _student_pass(run:Path, split:str, batch_size:int) -> tuple:
+    "A trained run's student over `split`: its settings, its projection's settings and, per batch, the texts, labels, logits, compared rows and frame counts."
+    from torch.utils.data import DataLoader
+    from distill_l2s.controls import _student_features
+    from distill_l2s.data import SpeechDataset
+    from distill_l2s.model import load_projection
+    from distill_l2s.students import student_family
+    from distill_l2s.train import TrainConfig, load_student
+    cfg = TrainConfig.load(run / "train_config.json")
+    student, processor = load_student(run / "model")
+    settings = load_projection(run / "model")[1]
+    family = student_family(student.config)
+    records = read_split(cfg.lang_dir, split, max_duration=family.max_duration, mode=cfg.text_mode)[0]
+    ds = SpeechDataset(records, processor, frames=family.frames)
+    batches = [(b["texts"], b["labels"], *_student_features(student, b))
+               for b in DataLoader(ds, batch_size=batch_size, collate_fn=family.collator(processor))]
+    return cfg, settings, batches
+
+@torch.no_grad()
+def _pair(cfg, settings:dict, batches:list, folder, norm:dict|None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    "The student's rows of `_student_pass` and the targets of the teacher cache `folder`, paired as the run's training pairs them."
+    from distill_l2s.align import forced_align, interpolate, shrink, token_means
+    from distill_l2s.teacher import TeacherCache, standardize
+    cache = TeacherCache.open(folder)
+    blank, ignore = settings["blank_id"], tuple(settings["ignore_ids"])
+    forced = cfg.segmentation == "forced" and cfg.lam > 0  # a baseline is paired as the paper pairs: greedy shrink
+    rows_all, targets = [], []
+    for texts, labels, logits, feats, frames in batches:
+        t, tl = cache.get(texts)
+        if norm is not None: t = standardize(t, tl, norm)
+        if forced:
+            seg, aligned = forced_align(logits, frames, labels, blank)
+            rows, target, n, _ = token_means(feats, frames, seg, aligned, cache.label_tokens(texts, tl), t, tl)
+        else:
+            rows, n = shrink(feats, logits, frames, blank, ignore) if cfg.shrinking else (feats, frames)
+            target = interpolate(t, tl, n, mode=cfg.interp_mode, width=rows.shape[1])
+        valid = torch.arange(rows.shape[1])[None] < n[:, None]                                   # (B, N)
+        rows_all.append(rows[valid].float()); targets.append(target[valid].float())
+    return torch.cat(rows_all), torch.cat(targets), dict(segmentation="forced" if forced else "greedy")
+
+def compared_rows(run_dir, # a run folder: its model/ holds the student (and the projection's settings), train_config.json its settings
+                  split:str="dev", # the split to read
+                  teacher_features=None, # a teacher-cache folder (default: the run's own); a λ = 0 run needs one
+                  norm:dict|None=None, # `feature_stats` to standardise the targets with (target_norm="standardize")
+                  batch_size:int=16,
+                 ) -> tuple[torch.Tensor, torch.Tensor, dict]: # (rows, D_s) student rows, (rows, D_t) targets, the pairing used
+    "The student's rows that the bridge compares (before the projection) and the teacher targets paired with them, on `split`."
+    from distill_l2s.train import TrainConfig
+    run = Path(run_dir)
+    folder = teacher_features or TrainConfig.load(run / "train_config.json").teacher_features
+    if not folder: raise ValueError(f"{run}: give teacher_features (a teacher-cache folder): the run read none")
+    rows, target, how = _pair(*_student_pass(run, split, batch_size), folder, norm)
+    return rows, target, dict(how, split=split)
+
+def _r2(pred:torch.Tensor, target:torch.Tensor) -> tuple[float, float, float]:
+    "R² against the target's own mean, the mean squared error and the target's variance, per dimension."
+    sse, sst = ((pred - target) ** 2).sum(), ((target - target.mean(0)) ** 2).sum()
+    return float(1 - sse / sst), float(sse / target.numel()), float(sst / target.numel())
+
+@torch.no_grad()
+def bridge_fit(run_dir, # a run folder: its model/ holds the student and the projection, train_config.json its settings
+               split:str="dev", # the split to measure on
+               batch_size:int=16,
+              ) -> dict: # R², the rows compared, and the mean squared error per dimension
+    "The share of the teacher's variance that a trained run's own projection (no bias, not refitted) explains, on `split`."
+    from distill_l2s.model import load_projection
+    from distill_l2s.train import TrainConfig
+    run = Path(run_dir)
+    cfg = TrainConfig.load(run / "train_config.json")
+    if cfg.lam == 0 or not cfg.teacher_features: raise ValueError(f"{run}: a run with a teacher read from teacher_features is needed")
+    rows, target, how = compared_rows(run, split, batch_size=batch_size)
+    r2, mse, var = _r2(load_projection(run / "model")[0](rows), target)
+    return dict(r2=r2, rows=len(target), mse=mse, teacher_var=var, **how)
+
+def _ridge_r2(xs, ys, xd, yd, alpha:float) -> tuple[float, float, float]:
+    "Ridge regression with a bias fitted on (xs, ys), scored by `_r2` on (xd, yd); the penalty is `alpha` times the mean eigenvalue of xs's covariance."
+    x, y = xs.double(), ys.double()
+    mx, my = x.mean(0), y.mean(0)
+    xc = x - mx
+    cov = xc.T @ xc
+    w = torch.linalg.solve(cov + alpha * cov.trace() / len(cov) * torch.eye(len(cov), dtype=cov.dtype), xc.T @ (y - my))  # (D_s, D_t)
+    return _r2(((xd.double() - mx) @ w + my).float(), yd)
+
+@torch.no_grad()
+def transfer_probes(run_dir, # a run folder, the λ = 0 baseline included
+                    targets:dict, # name -> (teacher-cache folder, norm): norm is None, a `feature_stats` dict, or "train" (the statistics of the run's training transcripts)
+                    alpha:float=1e-3, # ridge penalty, relative to the mean eigenvalue of the rows' covariance
+                    batch_size:int=16,
+                   ) -> dict: # name -> R² on dev, rows fitted and scored, mean squared error and the targets' variance
+    "`transfer_probe` against several teachers, with one pass of the student over each split."
+    from distill_l2s.teacher import TeacherCache, feature_stats
+    for name, (folder, norm) in targets.items():
+        if not (norm is None or norm == "train" or isinstance(norm, dict)):
+            raise ValueError(f"targets[{name!r}]: norm={norm!r}; give None, a `feature_stats` dict or 'train'")
+    run = Path(run_dir)
+    train, dev = (_student_pass(run, s, batch_size) for s in ("train", "dev"))
+    texts = [t for b in train[2] for t in b[0]]  # the training transcripts, whose statistics norm="train" standardises by
+    out = {}
+    for name, (folder, norm) in targets.items():
+        if norm == "train": norm = feature_stats(TeacherCache.open(folder), texts)
+        (xs, ys, how), (xd, yd, _) = (_pair(*p, folder, norm) for p in (train, dev))
+        r2, mse, var = _ridge_r2(xs, ys, xd, yd, alpha)
+        out[name] = dict(r2=r2, rows_train=len(ys), rows_dev=len(yd), mse=mse, teacher_var=var, segmentation=how["segmentation"])
+    return out
+
+def transfer_probe(run_dir, # a run folder, the λ = 0 baseline included
+                   teacher_features, # the teacher-cache folder of the arm being measured (the baseline takes its arm's)
+                   norm:dict|None=None, # `feature_stats` when the arm standardised its targets
+                   alpha:float=1e-3, # ridge penalty, relative to the mean eigenvalue of the rows' covariance
+                   batch_size:int=16,
+                  ) -> dict: # R² on dev, rows fitted and scored
+    "How much of the teacher a student's compared rows hold: a ridge probe with bias fitted on training rows, R² on dev rows."
+    return transfer_probes(run_dir, {"": (teacher_features, norm)}, alpha, batch_size)[""]
+
+
+# %% ../nbs/11_replication.ipynb #9876c413
+CELL_START, CELL_END = "<!-- v2-tables:start -->", "<!-- v2-tables:end -->"
+_STATS = (("shrink_fallback", "fallback share"), ("kd_rows_per_label", "rows per label"), ("student_norm", "student norm"),
+          ("teacher_norm", "teacher norm"), ("forced_fallback", "forced fallback"))
+
+def _last(history:list, key:str):
+    vals = [h[key] for h in history if key in h]
+    return vals[-1] if vals else float("nan")
+
+def internals_table(records:list) -> str:
+    "What the bridge did at the last logged step, mean over seeds, per student, cell and arm."
+    groups = {}
+    for r in records:
+        if r["spec"]["lam"] > 0: groups.setdefault((r["cell"], r["spec"]["arm"]), []).append(r["history"])
+    lines = []
+    for (cell, arm), hs in sorted(groups.items()):
+        vals = [np.nanmean([_last(h, k) for h in hs]) if any(k in e for h in hs for e in h) else float("nan") for k, _ in _STATS]
+        lines.append([cell, arm, len(hs), *("" if math.isnan(v) else f"{v:.2f}" for v in vals)])
+    return markdown_table(["cell", "arm", "seeds", *(t for _, t in _STATS)], lines)
+
+def fit_table(fits:dict, records:list) -> str:
+    "Bridge fit (R² on dev) per cell and arm, mean ± std over seeds."
+    groups = {}
+    for r in records:
+        if r["name"] in fits: groups.setdefault((r["cell"], r["spec"]["arm"]), []).append(fits[r["name"]]["r2"])
+    lines = [[cell, arm, len(v), f"{np.mean(v):.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else "")]
+             for (cell, arm), v in sorted(groups.items())]
+    return markdown_table(["cell", "arm", "seeds", "R² on dev"], lines)
+
+def teacher_spread(folder, # a teacher-feature cache folder
+                   texts, # the transcripts whose features to read (all in the cache)
+                  ) -> dict:
+    "How a teacher's token vectors spread: their mean squared norm, the share of it in the one vector all tokens share (their mean), and the variance per dimension around that mean."
+    from distill_l2s.teacher import TeacherCache
+    feats, lens = TeacherCache.open(folder).get(list(texts))
+    x = torch.cat([feats[i, :n] for i, n in enumerate(lens.tolist())]).double()                 # (tokens, D)
+    mean, total = x.mean(0), (x ** 2).sum(1).mean()
+    return dict(tokens=len(x), dim=x.shape[1], mean_sq_norm=float(total), shared=float((mean ** 2).sum() / total),
+                var_per_dim=float(((x - mean) ** 2).sum(1).mean() / x.shape[1]))
+
+def _features_key(kind:str, cell:str) -> str:
+    "The key in `prepared-v2.json`'s features of a teacher: e5 and the random teacher are shared, controls are per cell."
+    return kind if kind in ("e5", "random") else f"{kind}:{cell}"
+
+def _teacher_key(arm:str, cell:str):
+    "The prepared teacher-feature folder's key of an arm; None for the baseline and for a teacher trained in the step (no cache)."
+    kind = CELL_ARMS[arm][0]
+    return None if kind in (None, "e5-live") else _features_key(kind, cell)
+
+def probe_target(arm:str) -> str|None:
+    "What an arm's transfer is probed against: its teacher's features, '-std' when standardised; None for the baseline."
+    kind, changes = CELL_ARMS[arm]
+    if kind is None: return None
+    if kind == "e5-live": return "e5-std"  # a teacher trained in the step: what the student holds of the pretrained e5
+    return kind + ("-std" if changes.get("target_norm") == "standardize" else "")
+
+def _probe_runs(records:list, grid:CellGrid, work:Path, prepared:dict, probes:dict, progress:bool=False):
+    "Fill `probes` ('<run>|<target>' -> `transfer_probes` result) for runs with a folder in `work`; a baseline against every target of its cell's arms."
+    arms = {c.name: c.arms for c in grid.cells}
+    for r in records:
+        mine = [r["spec"]["arm"]] if r["spec"]["lam"] > 0 else arms.get(r["cell"], ())
+        wanted = dict.fromkeys(t for a in mine if (t := probe_target(a)))
+        todo = [t for t in wanted if f"{r['name']}|{t}" not in probes and _features_key(t.removesuffix("-std"), r["cell"]) in prepared["features"]]
+        run = work / "runs" / r["name"]
+        if not todo or not (run / "model").is_dir(): continue
+        targets = {t: (work / prepared["features"][_features_key(t.removesuffix("-std"), r["cell"])], "train" if t.endswith("-std") else None)
+                   for t in todo}
+        if progress: print(f"probing {r['name']} against {', '.join(todo)}", flush=True)
+        for t, p in transfer_probes(run, targets).items(): probes[f"{r['name']}|{t}"] = p
+
+def paired_changes(records:list, metric:str="cer") -> dict:
+    "Per (cell, arm) with λ > 0: seed -> relative change of the test metric against the λ = 0 baseline of the same cell and seed."
+    base = {(r["cell"], r["spec"]["seed"]): r["results"]["test"][metric] for r in records if r["spec"]["lam"] == 0}
+    out = {}
+    for r in records:
+        b = base.get((r["cell"], r["spec"]["seed"]))
+        if r["spec"]["lam"] > 0 and b: out.setdefault((r["cell"], r["spec"]["arm"]), {})[r["spec"]["seed"]] = (r["results"]["test"][metric] - b) / b
+    return out
+
+def verdict(changes:dict, # seed -> paired change (`paired_changes`)
+            rule:tuple, # (mean paired change, seeds better, seeds): e.g. (-0.05, 4, 5)
+           ) -> str:
+    "'helps' when the mean change reaches the rule's and enough seeds are better; 'open' until the rule's seeds are in."
+    change, better, seeds = rule
+    d = np.array(list(changes.values()))
+    if len(d) < seeds: return f"open ({len(d)} of {seeds} seeds)"
+    return "helps" if d.mean() <= change and (d < 0).sum() >= better else "does not help"
+
+def _pct(v) -> str:
+    return f"{100 * np.mean(v):+.1f}%" + (f" ± {100 * np.std(v, ddof=1):.1f}%" if len(v) > 1 else "")
+
+def paired_table(records:list, rule:tuple=()) -> str:
+    "Per cell and arm: each seed's paired change of test CER, their mean ± std, the seeds better and, with a `rule`, its verdict."
+    lines = []
+    for (cell, arm), ch in sorted(paired_changes(records).items()):
+        d = [ch[s] for s in sorted(ch)]
+        lines.append([cell, arm, ", ".join(f"{s}: {100 * ch[s]:+.1f}%" for s in sorted(ch)), _pct(d),
+                      f"{sum(x < 0 for x in d)} of {len(d)}", *([verdict(ch, rule)] if rule else [])])
+    return markdown_table(["cell", "arm", "seed: paired change of test CER", "mean ± std", "seeds better", *(["verdict"] if rule else [])], lines)
+
+def probe_table(probes:dict, records:list) -> str:
+    "Per cell and arm: probe R² on dev against the arm's target, the same seed's baseline against the same target, and transfer (their difference)."
+    base = {(r["cell"], r["spec"]["seed"]): r["name"] for r in records if r["spec"]["lam"] == 0}
+    groups = {}
+    for r in records:
+        t, b = probe_target(r["spec"]["arm"]), base.get((r["cell"], r["spec"]["seed"]))
+        if r["spec"]["lam"] == 0 or t is None or b is None: continue
+        mine, theirs = probes.get(f"{r['name']}|{t}"), probes.get(f"{b}|{t}")
+        if mine and theirs: groups.setdefault((r["cell"], r["spec"]["arm"], t), []).append((mine["r2"], theirs["r2"]))
+    ms = lambda v: f"{np.mean(v):.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else "")
+    lines = []
+    for (cell, arm, t), v in sorted(groups.items()):
+        a, b = np.array(v).T
+        lines.append([cell, arm, t, len(v), ms(a), ms(b), ms(a - b), f"{int((a > b).sum())} of {len(v)}"])
+    return markdown_table(["cell", "arm", "probe target", "seeds", "probe R² on dev", "baseline's probe R²", "transfer",
+                           "seeds with transfer > 0"], lines)
+
+def spread_table(spreads:dict, records:list) -> str:
+    "Per cell and arm: the teacher's spread (`teacher_spread`) beside the run's training KD loss at its last logged step (mean over seeds)."
+    groups = {}
+    for r in records:
+        if r["spec"]["lam"] > 0: groups.setdefault((r["cell"], r["spec"]["arm"]), []).append(_last(r["history"], "kd_loss"))
+    lines = []
+    for (cell, arm), kd in sorted(groups.items()):
+        s = spreads.get(f"{cell}/{arm}")
+        if s is None: continue
+        k = float(np.nanmean(kd))
+        lines.append([cell, arm, s["dim"], f"{s['mean_sq_norm']:.3g}", f"{s['shared']:.2f}", f"{s['var_per_dim']:.4g}", f"{k:.4g}",
+                      f"{k / s['var_per_dim']:.2f}"])
+    return markdown_table(["cell", "arm", "teacher width", "mean squared norm", "share in the shared vector",
+                           "variance per dimension", "final KD loss (MSE per dimension)", "KD loss / variance"], lines)
+
+def stronger_table(prepared:dict, rows:list) -> str:
+    "The knowledge control's stronger models against the mean baseline of their cells (test CER)."
+    base = {(r["student"], r["lang"]): r for r in rows if r["arm"] == "baseline"}
+    lines = []
+    for cell, s in sorted(prepared.get("stronger", {}).items()):
+        student, lang, _ = cell.split("-")
+        b = base.get((student, lang))
+        lines.append([cell, s["test"]["cer"] and f"{s['test']['cer']:.3f}", f"{s['dev']['cer']:.3f}",
+                      "" if b is None else f"{b['cer']:.3f}"])
+    return markdown_table(["cell", "stronger model's test CER", "its dev CER", "cell's baseline test CER (mean)"], lines)
+
+def measure(grid, # a `Grid` or a `CellGrid`
+            results_dir, # its result records
+            work=None, # its work folder (run folders, prepared-v2.json); None, or a folder that is not here: nothing computed
+           ) -> dict: # `measurements`: what is now cached beside `results_dir`
+    "Compute what `write_report` lays out beyond the records, for runs not measured yet, and cache it beside `results_dir`."
+    if not isinstance(grid, CellGrid) or work is None or not Path(work).is_dir(): return measurements(results_dir)
+    records, work, results_dir = load_records(results_dir, CellRun), Path(work), Path(results_dir)
+    measured = measurements(results_dir)
+    fits, spreads, probes, prepared = (measured[k] for k in ("fits", "teachers", "probes", "prepared"))
+    side = lambda kind: results_dir.parent / f"{results_dir.name}-{kind}.json"
+    if (work / "prepared-v2.json").is_file():
+        new = json.loads((work / "prepared-v2.json").read_text())
+        # a work folder prepared for some cells adds to what others recorded, never replaces it
+        prepared = {**prepared, **new, **{k: {**prepared.get(k, {}), **new.get(k, {})} for k in ("corpus", "features", "stronger")}}
+        side("prepared").write_text(json.dumps(prepared, indent=2) + "\n")
+        for r in records:
+            d = work / "runs" / r["name"]
+            if r["name"] not in fits and _teacher_key(r["spec"]["arm"], r["cell"]) and (d / "model").is_dir(): fits[r["name"]] = bridge_fit(d)
+        side("fits").write_text(json.dumps(fits, indent=1, sort_keys=True) + "\n")
+    if prepared:
+        for c in grid.cells:
+            if not any(r["cell"] == c.name for r in records): continue  # a cell without records has no spread to report
+            corpus = prepared["corpus"].get(f"{c.lang}-{c.clips}")
+            for arm in c.arms:
+                key, name = _teacher_key(arm, c.name), f"{c.name}/{arm}"
+                if key is None or name in spreads or key not in prepared["features"] or corpus is None: continue
+                texts = [r.text for r in read_split(work / corpus, "train")[0]]
+                spreads[name] = teacher_spread(work / prepared["features"][key], texts)
+        side("teachers").write_text(json.dumps(spreads, indent=1, sort_keys=True) + "\n")
+        if grid.probes:
+            _probe_runs(records, grid, work, prepared, probes)
+            side("probes").write_text(json.dumps(probes, indent=1, sort_keys=True) + "\n")
+    return measurements(results_dir)
+
+def _layout_cells(self:CellGrid, records:list, measured:dict, md:Path, plots_dir:Path) -> tuple[list, str]:
+    "A cell grid's report: per student its arms against the baseline, the rule's verdicts, transfer, and the bridge's internals."
+    fits, spreads, probes, prepared = (measured[k] for k in ("fits", "teachers", "probes", "prepared"))
+    rows, parts = [], []
+    rel = lambda p: os.path.relpath(p, md.parent)
+    for student in dict.fromkeys(c.student for c in self.cells):
+        recs = [r for r in records if r["spec"]["student"] == student]
+        if not recs: continue
+        srows = [dict(r, student=student) for r in summarise(recs)]
+        rows += srows
+        cells = [(c.lang, c.clips) for c in self.cells if c.student == student]
+        arms = [(a, 0.0 if a == "baseline" else self.lam) for a in next(c.arms for c in self.cells if c.student == student)]
+        png = plots_dir / f"arms_{student}.png"
+        plot_arms(srows, cells, arms, title=f"{'Pretrained whisper-base' if student == 'whisper' else 'Random wav2vec2'} student", save=png)
+        notes = "".join(f"\n{n}\n" for n in table_notes(srows))
+        parts.append(f"### {'Pretrained student (whisper-base)' if student == 'whisper' else 'Random student (v1)'}\n\n"
+                     f"{arm_table(srows)}{notes}\n![{student}]({rel(png)})\n")
+        if plot_curves(recs, cells, arms, save=plots_dir / f"curves_{student}.png") is not None:
+            parts.append(f"![curves {student}]({rel(plots_dir / f'curves_{student}.png')})\n")
+    rule = self.rule
+    body = ("### Stronger models of the knowledge control\n\n" + stronger_table(prepared, rows) + "\n" if prepared.get("stronger") else "") + \
+           "\n".join(parts) + \
+           (f"\n### Paired changes of test CER and the rule (a mean of {100 * rule[0]:+g}% or better, better on {rule[1]} "
+            f"of {rule[2]} seeds)\n\n" + paired_table(records, rule) if rule else "") + \
+           ("\n### Transfer: probe R² against the λ = 0 baseline of the same seed\n\n" + probe_table(probes, records) if self.probes and probes else "") + \
+           "\n### What the bridge did (last logged step)\n\n" + internals_table(records) + \
+           ("\n### Bridge fit\n\n" + fit_table(fits, records) if fits else "") + \
+           ("\n### Teacher features and the loss they leave\n\n" + spread_table(spreads, records) if spreads else "")
+    return rows, body
+
+CellGrid.run_class, CellGrid.markers, CellGrid.layout = CellRun, (CELL_START, CELL_END), _layout_cells
+

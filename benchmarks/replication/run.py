@@ -1,14 +1,27 @@
-"""The small-scale replication: train every run of the grid that has no result yet, then write the tables and plots.
+"""Every replication of this project, one runner: train every run of a grid that has no result yet, then write its report.
 
-    python benchmarks/replication/run.py              # the full grid (72 runs, about 3 h on a 2-core CPU)
-    python benchmarks/replication/run.py --reduced    # the reduced grid (18 shorter runs, about a quarter of an hour)
-    python benchmarks/replication/run.py --report-only
+    python benchmarks/replication/run.py                      # v1: the random student, 72 runs (about 3 h on a 2-core CPU)
+    python benchmarks/replication/run.py --grid reduced       # v1's reduced grid (18 shorter runs, about a quarter of an hour)
+    python benchmarks/replication/run.py --grid v2 --cells whisper-sw-150,whisper-ru-150 --seeds 0,1,2   # what v2 ran
+    python benchmarks/replication/run.py --grid v3            # v3: whisper-base, trained teachers, standardised targets (85 runs)
+    python benchmarks/replication/run.py --grid v3 --report-only   # v3.md from the records and the measurements kept beside them
 
-Runs are resumable: a finished run has a record in the results folder and is skipped, an interrupted one continues
-from its newest checkpoint. The grid, the setup and the summaries are documented in `nbs/11_replication.ipynb`
-(module `distill_l2s.replication`). Corpus, teacher features, checkpoints and logs go to the work folder
-(default `<cache>/replication-full` or `-reduced`, cache = $DISTILL_L2S_CACHE or ~/.cache/distill_l2s); the
-result records, tables and plots go into this folder and are committed.
+The grids are data in `distill_l2s.replication` (`nbs/11_replication.ipynb`): `FULL` and `REDUCED` (v1: the random
+wav2vec2 student over languages, amounts of speech, λ and ablations), `FULL_V2` and `FULL_V3` (cells of the
+pretrained whisper-base student with controls, trained teachers and standardised targets). Runs are resumable: a
+finished run has a record in the results folder and is skipped, an interrupted one continues from its newest
+checkpoint. Corpus, teacher features, stronger models, frozen states, checkpoints and logs go to the work folder
+(default `<cache>/replication-<grid>`, cache = $DISTILL_L2S_CACHE or ~/.cache/distill_l2s); the result records
+(`results/<grid>/`), the measurements kept beside them (`results/<grid>-*.json`), the report and the plots
+(`plots/<grid>/`) go into this folder and are committed.
+
+The report is made in two steps: `measure` computes what the report shows beyond the records (bridge fits, teacher
+spreads, transfer probes) for runs whose folders are in the work folder and keeps it beside the records, each run
+measured once; `write_report` lays out the records and those measurements. Without a work folder (another machine)
+`--report-only` lays out what was kept, computing nothing.
+
+Cost on the 2-core development machine, two runs at a time with one torch thread each: a v1 run takes 3 to 6
+minutes; a whisper-base run (240 steps of 8 clips, frozen states cached) 6.5 to 8 minutes.
 """
 from __future__ import annotations
 
@@ -20,6 +33,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+REPORTS = {"full": "README.md", "reduced": "reduced.md", "v2": "v2.md", "v3": "v3.md"}
 
 
 def device_check(results: Path, check: Path, md: Path):
@@ -40,34 +54,53 @@ def device_check(results: Path, check: Path, md: Path):
 def parser() -> argparse.ArgumentParser:
     "The command line of this script."
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--reduced", action="store_true", help="the reduced grid (Swahili alone, 2 seeds, 500 steps: 18 runs)")
+    p.add_argument("--grid", choices=tuple(REPORTS), default="full", help="which replication's grid (default: full, v1's)")
+    p.add_argument("--reduced", action="store_true", help="the same as --grid reduced")
     p.add_argument("--jobs", type=int, default=0, help="runs trained at once (default: CPU cores // threads, at least 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    p.add_argument("--work", type=Path, default=None, help="folder for corpus, teacher features and run folders")
-    p.add_argument("--results", type=Path, default=None, help="folder of the result records (default results/full or results/reduced)")
+    p.add_argument("--work", type=Path, default=None, help="folder for corpus, features, stronger models and run folders")
+    p.add_argument("--results", type=Path, default=None, help="folder of the result records (default results/<grid>)")
     p.add_argument("--teacher", default=None, help="text teacher folder (default: the offline multilingual-e5-small)")
+    p.add_argument("--cells", default=None, help="v2 and v3: comma-separated cells to prepare and train, e.g. whisper-sw-150,whisper-ru-150 (default: all)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the grid's)")
     p.add_argument("--only", default=None, help="train only runs whose name contains this text, e.g. sw-150 or seed0")
     p.add_argument("--deadline-min", type=float, default=None, help="start no run after this many minutes")
-    p.add_argument("--report-only", action="store_true", help="write tables and plots from the records, train nothing")
+    p.add_argument("--report-only", action="store_true", help="write the report from the records, train nothing")
     return p
+
+
+def select(a, grid):
+    "The grid narrowed to `--cells` (v2 and v3) and `--seeds`."
+    from dataclasses import replace
+    from distill_l2s.replication import CellGrid
+    if a.cells and not isinstance(grid, CellGrid): raise SystemExit(f"--cells chooses cells of the v2 and v3 grids; {a.grid!r} has none")
+    if a.cells:
+        names = [c.strip() for c in a.cells.split(",") if c.strip()]
+        known = {c.name: c for c in grid.cells}
+        bad = [n for n in names if n not in known]
+        if bad: raise SystemExit(f"--cells: unknown cell(s) {bad}; the grid has {', '.join(known)}")
+        grid = replace(grid, cells=tuple(known[n] for n in names))
+    if a.seeds:
+        try: grid = replace(grid, seeds=tuple(int(x) for x in a.seeds.split(",") if x.strip()))
+        except ValueError: raise SystemExit(f"--seeds: {a.seeds!r} is not a comma-separated list of integers") from None
+    return grid
 
 
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
-
+    if a.reduced: a.grid = "reduced"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    from distill_l2s.replication import FULL, REDUCED, run_grid, write_report
     from distill_l2s.e5 import cache_root
-    name = "reduced" if a.reduced else "full"
-    grid = REDUCED if a.reduced else FULL
-    results = a.results or HERE / "results" / name
-    work = a.work or cache_root() / f"replication-{name}"
+    from distill_l2s.replication import FULL, FULL_V2, FULL_V3, REDUCED, measure, run_grid, write_report
+    full = dict(full=FULL, reduced=REDUCED, v2=FULL_V2, v3=FULL_V3)[a.grid]
+    grid = select(a, full)
+    results = a.results or HERE / "results" / a.grid
+    work = a.work or cache_root() / f"replication-{a.grid}"
     jobs = a.jobs or max(1, (os.cpu_count() or 1) // max(1, a.threads))
     failed = {}
     if not a.report_only:
         deadline = time.time() + 60 * a.deadline_min if a.deadline_min is not None else None
-        summary = run_grid(grid, work, results, jobs=jobs, threads=a.threads, teacher=a.teacher, deadline=deadline,
-                           only=a.only)
+        summary = run_grid(grid, work, results, jobs=jobs, threads=a.threads, teacher=a.teacher, deadline=deadline, only=a.only)
         failed = summary["failed"]
         print(f"{summary['done']} runs trained, {summary['skipped']} finished before, {len(failed)} failed, "
               f"{summary['postponed']} not started (deadline)")
@@ -75,11 +108,12 @@ def main(argv=None) -> int:
     if not any(results.glob("*.json")):
         print(f"no result records in {results}: nothing to report")
         return 1 if failed else 0
-    md = HERE / ("README.md" if name == "full" else "reduced.md")
-    rows = write_report(results, grid, md, HERE / "plots" / name)
-    print(f"{len(rows)} table rows from {results} written to {md}; plots in {HERE / 'plots' / name}")
+    md, plots = HERE / REPORTS[a.grid], HERE / "plots" / a.grid
+    measure(full, results, work if work.is_dir() else None)  # the whole grid's cells: a report covers every record
+    rows = write_report(results, full, md, plots)
+    print(f"{len(rows)} table rows from {results} written to {md}; plots in {plots}")
     check = HERE / "results" / "cpu-check"
-    if name == "full" and any(check.glob("*.json")): device_check(results, check, md)
+    if a.grid == "full" and any(check.glob("*.json")): device_check(results, check, md)
     return 1 if failed else 0
 
 
