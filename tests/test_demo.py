@@ -43,6 +43,7 @@ def test_help_documents_every_argument(tmp_path):
     assert "offline multilingual-e5-small" in h
 
 
+@pytest.mark.slow  # the demo command on a tiny corpus (about 1.5 min); CI runs it with the slow tests; nbs/10_demo runs run_demo, which the command calls, by default
 def test_tiny_demo(tmp_path):
     from distill_l2s.train import save_tiny_teacher
     teacher = save_tiny_teacher(tmp_path / "teacher")

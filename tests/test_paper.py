@@ -36,6 +36,7 @@ def setup(tmp_path_factory):
     return dict(cv=d / "cv", out=d / "out", teacher=save_tiny_teacher(d / "teacher"))
 
 
+@pytest.mark.slow  # four tiny trainings through the script (about 2 min of the default run); CI runs it with the slow tests
 def test_paper_protocol_on_tiny_models(setup):
     common = ["--cv-root", setup["cv"], "--out", setup["out"], "--preset", "tiny", "--teacher", setup["teacher"]]
     r = paper(*common, "--langs", "cs,pt")

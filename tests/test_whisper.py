@@ -13,6 +13,7 @@ import pytest
 from test_train_cli import ENV, KILLER, run, work  # noqa: F401  (`work` is a fixture)
 
 
+@pytest.mark.slow  # the real whisper-base through three commands (about 30 s); CI runs it with the slow tests; tiny Whisper students are trained by default (test_tiny_whisper_resume_and_reload, nbs/12_whisper)
 def test_whisper_base_offline(work):
     "The issue's check: `--preset tiny --student whisper-base` trains with no network; the student transcribes."
     out = work["dir"] / "whisper-base"
