@@ -41,25 +41,8 @@ def flags(request) -> set[str]:
     return active_flags(request.config)
 
 
-# The longest work first. pytest-xdist hands out work (a module's group, or one notebook) in collection order, so a long
-# item collected late leaves the other worker idle at the end. Measured with `python -m pytest --durations=25` on a
-# quiet 2-core machine, seconds: test_train_cli.py about 170 in all, 11_replication 95, 07_synth 63, 10_demo 62,
-# tutorial 03 58, tutorial 01 41, tutorial 02 37, 08_e5 34, 12_whisper 33, 09_plots 32. The rest keeps its order.
-# Only the wall time depends on this list; a stale one costs seconds, never a test.
-LONGEST_FIRST = ("test_train_cli.py", "11_replication.ipynb", "07_synth.ipynb", "10_demo.ipynb", "tutorials/03_your_language_and_models.ipynb",
-                 "tutorials/01_method_in_one_batch.ipynb", "tutorials/02_reproduce_paper.ipynb", "08_e5.ipynb", "12_whisper.ipynb",
-                 "09_plots.ipynb")
-
-
-def _rank(item) -> int:
-    "Where an item's work goes in `LONGEST_FIRST`: a notebook by its name, any other test by its module."
-    key = item.callspec.id if item.path.name == "test_notebooks.py" and hasattr(item, "callspec") else item.path.name
-    return LONGEST_FIRST.index(key) if key in LONGEST_FIRST else len(LONGEST_FIRST)
-
-
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    items[:] = sorted(items, key=_rank)  # a stable sort: a module's tests stay together, in order
     on = active_flags(config)
     for item in items:
         for f in FLAGS:

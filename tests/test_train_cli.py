@@ -247,6 +247,7 @@ Path(sys.argv[1], f"rank{os.environ.get('RANK', '0')}.json").write_text(json.dum
 """
 
 
+@pytest.mark.slow  # two processes on the CPU (about 15 s); CI runs it with the slow tests; test_ddp_two_processes runs DDP by default
 def test_ddp_nonfinite_skip(work):
     "Two DDP ranks: a NaN loss on one rank voids that optimizer step on both, and both keep identical weights."
     script, out = work["dir"] / "ddp_nonfinite.py", work["dir"] / "nonfinite"
