@@ -518,7 +518,7 @@ class Cell:
 
 @dataclass(frozen=True)
 class CellRun:
-    "One training run of the v2 grid."
+    "One training run of a `CellGrid`."
     student: str
     lang: str
     clips: int
@@ -535,7 +535,7 @@ class CellRun:
 # %% ../nbs/11_replication.ipynb #911ab50c
 @dataclass(frozen=True)
 class CellGrid:
-    "The v2 grid: cells, seeds, λ and the recipes of the pretrained and the random student."
+    "A grid of cells (v2 and v3): cells, seeds, λ, the recipes of the pretrained and the random student, and what its report measures."
     cells: tuple = (Cell("whisper", "sw", 150, WHISPER_ARMS), Cell("whisper", "ru", 150, WHISPER_ARMS),
                     Cell("random", "sw", 150, RANDOM_ARMS))
     seeds: tuple = (0, 1, 2)
