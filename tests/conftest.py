@@ -21,6 +21,30 @@ FLAGS = ("slow", "gpu", "hub")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def _load_warm():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("warm_tool", ROOT / "tools" / "warm.py")
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+warm_tool = _load_warm()
+_RUNNERS: dict = {}
+
+
+def warm_run(argv: list, env: dict, cwd=None, timeout: float|None = None):
+    """`subprocess.run([sys.executable, *argv], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)`, but
+    forked from a server (one per `env`, per test worker) that imported torch and transformers once: each command or
+    notebook a test starts saves their ~10 s of CPU. Tests of what a freshly started interpreter does (imports, hub
+    variables read at import) use a real subprocess."""
+    key = tuple(sorted(env.items()))
+    if key not in _RUNNERS: _RUNNERS[key] = warm_tool.WarmRunner(env=dict(env))
+    return _RUNNERS[key].run(argv, cwd=cwd, timeout=timeout)
+
+
+def pytest_unconfigure(config):
+    for r in _RUNNERS.values(): r.close()
+
+
 def pytest_addoption(parser):
     parser.addoption("--flags", default=os.environ.get("DISTILL_L2S_TEST_FLAGS", ""),
                      help=f"comma- or space-separated test flags to run as well: {', '.join(FLAGS)}")

@@ -8,11 +8,10 @@ The default-size run (about ten minutes) is `test_default_size`, flagged slow: `
 import json
 import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import warm_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -24,7 +23,7 @@ def demo(tmp, *args):
     "Run the installed entry point `distill_l2s.demo:demo_cli` as a console-script wrapper does."
     script = tmp / "distill-l2s-demo"
     script.write_text("import sys\nfrom distill_l2s.demo import demo_cli\nsys.exit(demo_cli())\n")
-    r = subprocess.run([sys.executable, str(script), *map(str, args)], env=ENV, capture_output=True, text=True, timeout=900)
+    r = warm_run([script, *map(str, args)], ENV, timeout=900)
     assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
     return r
 
@@ -89,7 +88,7 @@ def test_tiny_demo(tmp_path):
     assert cmd[2] == tr[0]["path"]
     script = tmp_path / "distill-l2s-transcribe"
     script.write_text("import sys\nfrom distill_l2s.cli import transcribe_cli\nsys.exit(transcribe_cli())\n")
-    t = subprocess.run([sys.executable, str(script), *cmd[1:]], env=ENV, capture_output=True, text=True, timeout=300)
+    t = warm_run([script, *cmd[1:]], ENV, timeout=300)
     assert t.returncode == 0 and t.stdout.rstrip("\n") == tr[0]["distill"], t.stderr[-2000:]
 
     stamp = (out / "runs" / "sw" / "distill" / "results.json").stat().st_mtime_ns

@@ -1,4 +1,5 @@
-"""Every notebook in `nbs/` is one test item, run in its own process with nbdev's notebook runner.
+"""Every notebook in `nbs/` is one test item, run in its own process with nbdev's notebook runner (a fresh fork of a
+process that imported torch and transformers once: `tools/warm.py`).
 
 Building the docs site (`python tools/docs.py`) runs every notebook the same way and records each one's verdict in
 `build/notebook-runs.json`. CI builds the site first and sets `DISTILL_L2S_NOTEBOOK_RUNS=build/notebook-runs.json`:
@@ -15,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import warm_run, warm_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
@@ -22,9 +24,14 @@ NOTEBOOKS = sorted(p for p in NBS.rglob("*.ipynb")
                    if not any(part.startswith(("_", ".")) for part in p.relative_to(NBS).parts))
 RUNS_VAR = "DISTILL_L2S_NOTEBOOK_RUNS"
 
-_spec = importlib.util.spec_from_file_location("docs_tool", ROOT / "tools" / "docs.py")
-docs_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(docs_tool)
+def _load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_tool", ROOT / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+docs_tool = _load_tool("docs")
+_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "MPLBACKEND": "Agg", "TOKENIZERS_PARALLELISM": "false"}
 
 _RUNNER = """
 import sys
@@ -51,10 +58,7 @@ def check_notebook(nb: Path, nbs: Path, flags: set[str], runs: str|None = None):
                                           pytrace=False)
             return
         warnings.warn(f"{runs} holds no verdict on {nb.relative_to(nbs)} for this notebook, library and flags: running it")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "MPLBACKEND": "Agg", "TOKENIZERS_PARALLELISM": "false"}
-    r = subprocess.run([sys.executable, "-c", _RUNNER, str(nb), " ".join(skip), " ".join(force), str(ROOT)],
-                       cwd=nb.parent, env=env, capture_output=True, text=True)
+    r = warm_run(["-c", _RUNNER, str(nb), " ".join(skip), " ".join(force), str(ROOT)], _ENV, cwd=nb.parent)
     if r.returncode != 0:
         pytest.fail(f"{nb.relative_to(nbs)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-12000:]}", pytrace=False)
 
@@ -144,3 +148,23 @@ def test_stale_or_missing_verdicts_run_the_notebook(tmp_path):
     with pytest.warns(UserWarning, match="holds no verdict"), \
          pytest.raises(pytest.fail.Exception, match="broken after the build"):
         check_notebook(nb, nbs, set(), str(record))
+
+
+# ---------------------------------------------------------------- the warm runner the notebooks run in
+def test_warm_runner_gives_each_job_a_fresh_process(tmp_path):
+    "Each job runs as `python ...` would, in a process of its own that no earlier job changed; failures are reported."
+    script = tmp_path / "job.py"
+    script.write_text("import os, sys, json\nprint(__name__, sys.argv[1:], os.getcwd())\nprint('to stderr', file=sys.stderr)\n"
+                      "print(getattr(json, 'mark', None)); json.mark = 'changed'\nsys.exit(int(sys.argv[1]))\n")
+    with warm_tool.WarmRunner(env=_ENV, preload=("json",)) as w:
+        server = w.proc.pid
+        a = w.run([script, "0", "x"], cwd=tmp_path)
+        assert (a.returncode, a.stdout, a.stderr) == (0, f"__main__ ['0', 'x'] {tmp_path}\nNone\n", "to stderr\n"), a
+        b = w.run([script, "3"], cwd=tmp_path)  # json was imported by the server: the first job's change did not reach it
+        assert (b.returncode, b.stdout.splitlines()[1]) == (3, "None"), b
+        c = w.run(["-c", "import os; print(os.getpid()); raise ValueError('deliberately broken')"])
+        assert c.returncode == 1 and int(c.stdout) not in (server, os.getpid()) and "ValueError: deliberately broken" in c.stderr
+        d = w.run(["-c", "import os; os.abort()"])  # a crash ends the child, not the server
+        assert d.returncode < 0 and w.run(["-c", "print(7)"]).stdout == "7\n" and w.proc.pid == server
+        with pytest.raises(subprocess.TimeoutExpired): w.run(["-c", "import time; print('started', flush=True); time.sleep(60)"], timeout=2)
+        assert w.run(["-c", "print(8)"]).stdout == "8\n"  # a new server took over

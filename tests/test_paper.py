@@ -4,11 +4,10 @@ are refused before any training. Runs over two processes each (torchrun, gloo on
 `test_runs_over_two_processes`, slow (every run starts three processes), `pytest --flags slow`."""
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import warm_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "paper" / "run_paper.py"
@@ -17,7 +16,7 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("P
 
 
 def paper(*args, check=True):
-    r = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], env=ENV, capture_output=True, text=True, timeout=900)
+    r = warm_run([SCRIPT, *map(str, args)], ENV, timeout=900)
     if check and r.returncode != 0: raise AssertionError(f"exit {r.returncode}\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
     return r
 

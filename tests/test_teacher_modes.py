@@ -7,10 +7,9 @@ token-specific variance is logged beside the KD loss; `teacher_lr` gives the tea
 """
 import json
 import signal
-import subprocess
-import sys
 
 import pytest
+from conftest import warm_run
 import torch
 from safetensors.torch import load_file
 
@@ -38,8 +37,7 @@ def test_joint_teacher_resumes_exactly(work):
     settings = dict(lang_dir=str(work["lang"]), teacher=str(work["teacher"]), lam=0.5, max_steps=12, teacher_mode="joint")
     ref = train(make_config("tiny", dict(settings, output_dir=str(work["dir"] / "joint-ref"))))
     out = work["dir"] / "joint-killed"
-    r = subprocess.run([sys.executable, "-c", KILLER.format(step=4, cfg=dict(settings, output_dir=str(out)))], env=ENV,
-                       capture_output=True, text=True, timeout=600)
+    r = warm_run(["-c", KILLER.format(step=4, cfg=dict(settings, output_dir=str(out)))], ENV, timeout=600)
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
     assert any(k.startswith("teacher.") for k in load_file(out / "checkpoint-4" / "model.safetensors"))
     res = train(make_config("tiny", dict(settings, output_dir=str(out))), resume=True)

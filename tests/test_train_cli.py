@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import warm_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -49,8 +50,9 @@ def work(tmp_path_factory):
 
 
 def run(work, name, *args, check=True, launcher=()):
-    r = subprocess.run([*launcher, *(() if launcher else (sys.executable,)), str(work["bins"] / name), *map(str, args)],
-                       env=ENV, capture_output=True, text=True, timeout=600)
+    argv = [str(work["bins"] / name), *map(str, args)]
+    r = (subprocess.run([*launcher, *argv], env=ENV, capture_output=True, text=True, timeout=600) if launcher else
+         warm_run(argv, ENV, timeout=600))  # as `python <script>` would, without its imports' 10 s (tests/conftest.py)
     if check and r.returncode != 0:
         raise AssertionError(f"{name} {args} exited {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}")
     return r
@@ -154,7 +156,7 @@ def test_resume_after_kill(work):
     ref = train(_tiny_cfg(work, work["dir"] / "uninterrupted", lam=0.5, max_steps=12))
     out = work["dir"] / "killed"
     cfg = dict(lang_dir=str(work["lang"]), output_dir=str(out), teacher=str(work["teacher"]), lam=0.5, max_steps=12)
-    r = subprocess.run([sys.executable, "-c", KILLER.format(step=4, cfg=cfg)], env=ENV, capture_output=True, text=True, timeout=600)
+    r = warm_run(["-c", KILLER.format(step=4, cfg=cfg)], ENV, timeout=600)
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
     assert (out / "checkpoint-4").is_dir() and not (out / "results.json").exists()
     from fastcore.script import CliError

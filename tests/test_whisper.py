@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import warm_run
 
 from test_train_cli import ENV, KILLER, run, work  # noqa: F401  (`work` is a fixture)
 
@@ -51,8 +52,7 @@ def test_tiny_whisper_resume_and_reload(work):
                     frozen_layers=1, frozen_cache="auto", mask_time_prob=0.2)
     ref = train(make_config("tiny", dict(settings, output_dir=str(work["dir"] / "tw-ref"))))
     out = work["dir"] / "tw-killed"
-    r = subprocess.run([sys.executable, "-c", KILLER.format(step=4, cfg=dict(settings, output_dir=str(out)))], env=ENV,
-                       capture_output=True, text=True, timeout=600)
+    r = warm_run(["-c", KILLER.format(step=4, cfg=dict(settings, output_dir=str(out)))], ENV, timeout=600)
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
     res = train(make_config("tiny", dict(settings, output_dir=str(out))), resume=True)
     final = [load_file(d / "checkpoint-12" / "model.safetensors") for d in (out, work["dir"] / "tw-ref")]

@@ -4,7 +4,8 @@
 processors (show_doc for every exported name, `#| hide` / `#| export` / `#| default_exp` cells removed,
 backticked names linked to their docs) and hands the result to Sphinx with MyST-NB instead:
 
-1. each notebook in `nbs/` is executed in its own process, as `nbdev-test` runs it (cells flagged with the
+1. each notebook in `nbs/` is executed in its own process (a fresh fork of one that imported torch and transformers
+   once: `tools/warm.py`), as `nbdev-test` runs it (cells flagged with the
    `tst_flags` of `pyproject.toml`, e.g. `#| slow`, are skipped and keep any stored output, unless `--flags slow`
    forces them), with a `show_doc` cell after each exported definition, so that figures and API docs are current;
    each notebook's verdict (passed, or the failing cell's traceback) is written to `build/notebook-runs.json`, which
@@ -19,11 +20,12 @@ backticked names linked to their docs) and hands the result to Sphinx with MyST-
 """
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
+import queue
 import re
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -234,6 +236,13 @@ def _longest_first(rels: list[Path], nbs: Path) -> list[Path]:
     return sorted(rels, key=lambda r: -secs.get(r.as_posix(), float("inf")))  # new notebooks first: their time is unknown
 
 
+def _load_warm():
+    "tools/warm.py, beside this script, also when this script is loaded from its path."
+    spec = importlib.util.spec_from_file_location("warm_tool", Path(__file__).with_name("warm.py"))
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
 def stage(nbs: Path, jobs: int, flags: list[str] = ()) -> list[Path]:
     """Process every notebook of `nbs` into STAGE (in parallel processes), cells flagged with `tst_flags` skipped
     unless in `flags`; each notebook's verdict goes to RUNS. Returns the staged notebooks."""
@@ -262,11 +271,17 @@ def stage(nbs: Path, jobs: int, flags: list[str] = ()) -> list[Path]:
     shutil.rmtree(verdicts, ignore_errors=True)
     verdicts.mkdir(parents=True)
 
+    warm = _load_warm()
+    runners = queue.SimpleQueue()  # one warm server a job: each notebook runs in a fresh fork of one (tools/warm.py)
+    for _ in range(max(1, jobs)): runners.put(warm.WarmRunner(env=env))
+
     def one(rel):
         t, sha = time.time(), file_sha256(nbs / rel)  # the notebook as it was run
         v = verdicts / f"{rel.as_posix().replace('/', '__')}.json"
-        r = subprocess.run([sys.executable, __file__, "--one", str(nbs / rel), str(STAGE / page_name(rel)), " ".join(skip_flags),
-                            "--flags", " ".join(force_flags), "--verdict", str(v)], env=env, capture_output=True, text=True)
+        runner = runners.get()
+        try: r = runner.run([__file__, "--one", str(nbs / rel), str(STAGE / page_name(rel)), " ".join(skip_flags),
+                             "--flags", " ".join(force_flags), "--verdict", str(v)])
+        finally: runners.put(runner)
         try: run = json.loads(v.read_text())
         except (OSError, ValueError):  # it died before or while running its cells: its output says why
             run = {"ok": False, "error": f"exit code {r.returncode}\n{r.stdout[-3000:]}{r.stderr[-8000:]}", "seconds": time.time() - t}
@@ -274,10 +289,13 @@ def stage(nbs: Path, jobs: int, flags: list[str] = ()) -> list[Path]:
         return rel, r, run | {"sha256": sha}
 
     failed, runs = [], {}
-    with ThreadPoolExecutor(max(1, jobs)) as ex:
-        for rel, r, run in ex.map(one, order):
-            runs[rel.as_posix()] = run
-            if r.returncode != 0: failed.append(f"{rel}:\n{r.stdout[-3000:]}{r.stderr[-6000:]}")
+    try:
+        with ThreadPoolExecutor(max(1, jobs)) as ex:
+            for rel, r, run in ex.map(one, order):
+                runs[rel.as_posix()] = run
+                if r.returncode != 0: failed.append(f"{rel}:\n{r.stdout[-3000:]}{r.stderr[-6000:]}")
+    finally:
+        while not runners.empty(): runners.get().close()
     write_runs(RUNS, skip_flags, force_flags, library, {k: runs[k] for k in sorted(runs)})
     if failed: raise SystemExit("notebooks failed to build:\n" + "\n".join(failed))
 
