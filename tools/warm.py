@@ -98,7 +98,11 @@ class WarmRunner:
 
     def run(self, argv: list[str], cwd=None, timeout: float|None = None) -> subprocess.CompletedProcess:
         """Run `python *argv` in `cwd` (default: here) in a fresh child; its exit status and output, as `subprocess.run`
-        gives them. Past `timeout` seconds the server and the job are killed and `subprocess.TimeoutExpired` is raised."""
+        gives them. Past `timeout` seconds the server and the job are killed and `subprocess.TimeoutExpired` is raised.
+        Where processes cannot fork (Windows), a plain subprocess."""
+        if not hasattr(os, "fork"):
+            return subprocess.run([sys.executable, *map(str, argv)], env=self.env, cwd=cwd, capture_output=True, text=True,
+                                  timeout=timeout)
         self.start()
         with tempfile.TemporaryDirectory(prefix="warm-") as d:
             job = {"argv": [str(a) for a in argv], "cwd": str(Path(cwd or os.getcwd()).resolve()),
