@@ -22,12 +22,12 @@ from matplotlib.figure import Figure
 
 # %% auto #0
 __all__ = ['log', 'ABLATIONS', 'ARMS', 'FULL', 'REDUCED', 'METRICS', 'START', 'END', 'SIDE_FILES', 'CELL_ARMS', 'WHISPER_ARMS',
-           'RANDOM_ARMS', 'V3_ARMS', 'V3_EN_ARMS', 'FULL_V2', 'FULL_V3', 'CELL_START', 'CELL_END', 'RunSpec', 'Grid',
-           'subset_corpus', 'prepare', 'run_config', 'run_one', 'run_grid', 'load_records', 'main_table', 'plot_arms',
-           'plot_lambda', 'plot_curves', 'report_markdown', 'measurements', 'write_report', 'replace_block', 'Cell',
-           'CellRun', 'CellGrid', 'compared_rows', 'bridge_fit', 'transfer_probes', 'transfer_probe', 'internals_table',
-           'fit_table', 'teacher_spread', 'probe_target', 'paired_changes', 'verdict', 'paired_table', 'probe_table',
-           'spread_table', 'stronger_table', 'measure']
+           'RANDOM_ARMS', 'V3_ARMS', 'V3_EN_ARMS', 'FULL_V2', 'FULL_V3', 'PROBE_ALPHAS', 'PROBE', 'CELL_START',
+           'CELL_END', 'RunSpec', 'Grid', 'subset_corpus', 'prepare', 'run_config', 'run_one', 'run_grid',
+           'load_records', 'main_table', 'plot_arms', 'plot_lambda', 'plot_curves', 'report_markdown', 'measurements',
+           'write_report', 'replace_block', 'Cell', 'CellRun', 'CellGrid', 'compared_rows', 'bridge_fit',
+           'transfer_probes', 'transfer_probe', 'internals_table', 'fit_table', 'teacher_spread', 'probe_target',
+           'paired_changes', 'verdict', 'paired_table', 'probe_table', 'spread_table', 'stronger_table', 'measure']
 
 # %% ../nbs/11_replication.ipynb #efcec602
 from .controls import control_cache
@@ -738,21 +738,41 @@ def bridge_fit(run_dir, # a run folder: its model/ holds the student and the pro
     r2, mse, var = _r2(load_projection(run / "model")[0](rows), target)
     return dict(r2=r2, rows=len(target), mse=mse, teacher_var=var, **how)
 
-def _ridge_r2(xs, ys, xd, yd, alpha:float) -> tuple[float, float, float]:
-    "Ridge regression with a bias fitted on (xs, ys), scored by `_r2` on (xd, yd); the penalty is `alpha` times the mean eigenvalue of xs's covariance."
+PROBE_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # the ridge penalties a probe chooses from, times the mean eigenvalue of the rows' covariance
+PROBE = "ridge with bias, penalty chosen by 5-fold cross-validation on training rows"  # kept with each measured probe
+
+def _ridge_fits(xs, ys, alphas) -> tuple:
+    "Ridge regressions with a bias of `ys` on `xs`, one per penalty of `alphas` (times the mean eigenvalue of xs's covariance): x's mean, y's mean, the weights."
     x, y = xs.double(), ys.double()
     mx, my = x.mean(0), y.mean(0)
     xc = x - mx
-    cov = xc.T @ xc
-    w = torch.linalg.solve(cov + alpha * cov.trace() / len(cov) * torch.eye(len(cov), dtype=cov.dtype), xc.T @ (y - my))  # (D_s, D_t)
+    e, v = torch.linalg.eigh(xc.T @ xc)                                   # one decomposition serves every penalty
+    e = e.clamp(min=0)
+    proj = v.T @ (xc.T @ (y - my))                                        # (D_s, D_t) in the eigenbasis
+    return mx, my, [v @ (proj / (e + a * e.mean())[:, None]) for a in alphas]
+
+def _ridge_r2(xs, ys, xd, yd, alpha:float) -> tuple[float, float, float]:
+    "Ridge regression with a bias fitted on (xs, ys), scored by `_r2` on (xd, yd); the penalty is `alpha` times the mean eigenvalue of xs's covariance."
+    mx, my, (w,) = _ridge_fits(xs, ys, [alpha])
     return _r2(((xd.double() - mx) @ w + my).float(), yd)
+
+def _ridge_cv(xs, ys, alphas=PROBE_ALPHAS, folds:int=5) -> float:
+    """The penalty of `alphas` with the best mean R² over `folds` contiguous blocks of the training rows, each held out in
+    turn (the rows are in utterance order, so a block holds whole utterances but at its two edges)."""
+    edges = torch.linspace(0, len(xs), folds + 1).long().tolist()
+    score = np.zeros(len(alphas))
+    for a, b in zip(edges[:-1], edges[1:]):
+        keep = torch.ones(len(xs), dtype=torch.bool); keep[a:b] = False
+        mx, my, ws = _ridge_fits(xs[keep], ys[keep], alphas)
+        score += [_r2(((xs[a:b].double() - mx) @ w + my).float(), ys[a:b])[0] for w in ws]
+    return alphas[int(score.argmax())]
 
 @torch.no_grad()
 def transfer_probes(run_dir, # a run folder, the λ = 0 baseline included
                     targets:dict, # name -> (teacher-cache folder, norm): norm is None, a `feature_stats` dict, or "train" (the statistics of the run's training transcripts)
-                    alpha:float=1e-3, # ridge penalty, relative to the mean eigenvalue of the rows' covariance
+                    alpha:float|None=None, # ridge penalty, times the mean eigenvalue of the rows' covariance; None: chosen from PROBE_ALPHAS by `_ridge_cv`
                     batch_size:int=16,
-                   ) -> dict: # name -> R² on dev, rows fitted and scored, mean squared error and the targets' variance
+                   ) -> dict: # name -> R² on dev, rows fitted and scored, mean squared error, the targets' variance, the penalty
     "`transfer_probe` against several teachers, with one pass of the student over each split."
     from distill_l2s.teacher import TeacherCache, feature_stats
     for name, (folder, norm) in targets.items():
@@ -765,16 +785,18 @@ def transfer_probes(run_dir, # a run folder, the λ = 0 baseline included
     for name, (folder, norm) in targets.items():
         if norm == "train": norm = feature_stats(TeacherCache.open(folder), texts)
         (xs, ys, how), (xd, yd, _) = (_pair(*p, folder, norm) for p in (train, dev))
-        r2, mse, var = _ridge_r2(xs, ys, xd, yd, alpha)
-        out[name] = dict(r2=r2, rows_train=len(ys), rows_dev=len(yd), mse=mse, teacher_var=var, segmentation=how["segmentation"])
+        a = _ridge_cv(xs, ys) if alpha is None else alpha
+        r2, mse, var = _ridge_r2(xs, ys, xd, yd, a)
+        out[name] = dict(r2=r2, rows_train=len(ys), rows_dev=len(yd), mse=mse, teacher_var=var, alpha=a,
+                         probe=PROBE if alpha is None else f"ridge with bias, penalty {alpha:g}", segmentation=how["segmentation"])
     return out
 
 def transfer_probe(run_dir, # a run folder, the λ = 0 baseline included
                    teacher_features, # the teacher-cache folder of the arm being measured (the baseline takes its arm's)
                    norm:dict|None=None, # `feature_stats` when the arm standardised its targets
-                   alpha:float=1e-3, # ridge penalty, relative to the mean eigenvalue of the rows' covariance
+                   alpha:float|None=None, # ridge penalty, times the mean eigenvalue of the rows' covariance; None: chosen by cross-validation
                    batch_size:int=16,
-                  ) -> dict: # R² on dev, rows fitted and scored
+                  ) -> dict: # R² on dev, rows fitted and scored, the penalty
     "How much of the teacher a student's compared rows hold: a ridge probe with bias fitted on training rows, R² on dev rows."
     return transfer_probes(run_dir, {"": (teacher_features, norm)}, alpha, batch_size)[""]
 
@@ -841,7 +863,8 @@ def _probe_runs(records:list, grid:CellGrid, work:Path, prepared:dict, probes:di
     for r in records:
         mine = [r["spec"]["arm"]] if r["spec"]["lam"] > 0 else arms.get(r["cell"], ())
         wanted = dict.fromkeys(t for a in mine if (t := probe_target(a)))
-        todo = [t for t in wanted if f"{r['name']}|{t}" not in probes and _features_key(t.removesuffix("-std"), r["cell"]) in prepared["features"]]
+        todo = [t for t in wanted if probes.get(f"{r['name']}|{t}", {}).get("probe") != PROBE  # not yet, or measured another way
+                and _features_key(t.removesuffix("-std"), r["cell"]) in prepared["features"]]
         run = work / "runs" / r["name"]
         if not todo or not (run / "model").is_dir(): continue
         targets = {t: (work / prepared["features"][_features_key(t.removesuffix("-std"), r["cell"])], "train" if t.endswith("-std") else None)

@@ -66,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, help="train only runs whose name contains this text, e.g. sw-150 or seed0")
     p.add_argument("--deadline-min", type=float, default=None, help="start no run after this many minutes")
     p.add_argument("--report-only", action="store_true", help="write the report from the records, train nothing")
+    p.add_argument("--train-only", action="store_true", help="train, then stop: no measurements, no report (a later "
+                   "--report-only measures what is new; keeps both cores training while a grid runs arm by arm)")
     return p
 
 
@@ -88,6 +90,7 @@ def select(a, grid):
 
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
+    if a.report_only and a.train_only: parser().error("--report-only and --train-only exclude each other")
     if a.reduced: a.grid = "reduced"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     from distill_l2s.e5 import cache_root
@@ -105,6 +108,7 @@ def main(argv=None) -> int:
         print(f"{summary['done']} runs trained, {summary['skipped']} finished before, {len(failed)} failed, "
               f"{summary['postponed']} not started (deadline)")
         for k, v in failed.items(): print(f"  failed: {k}: {v}  (log: {work / 'runs' / k / 'log.txt'})")
+    if a.train_only: return 1 if failed else 0
     if not any(results.glob("*.json")):
         print(f"no result records in {results}: nothing to report")
         return 1 if failed else 0
