@@ -734,9 +734,10 @@ def bridge_fit(run_dir, # a run folder: its model/ holds the student and the pro
     run = Path(run_dir)
     cfg = TrainConfig.load(run / "train_config.json")
     if cfg.lam == 0 or not cfg.teacher_features: raise ValueError(f"{run}: a run with a teacher read from teacher_features is needed")
-    rows, target, how = compared_rows(run, split, batch_size=batch_size)
+    norm = json.loads((run / "target_norm.json").read_text()) if cfg.target_norm == "standardize" else None  # the targets it was trained on
+    rows, target, how = compared_rows(run, split, norm=norm, batch_size=batch_size)
     r2, mse, var = _r2(load_projection(run / "model")[0](rows), target)
-    return dict(r2=r2, rows=len(target), mse=mse, teacher_var=var, **how)
+    return dict(r2=r2, rows=len(target), mse=mse, teacher_var=var, target_norm=cfg.target_norm, **how)
 
 PROBE_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # the ridge penalties a probe chooses from, times the mean eigenvalue of the rows' covariance
 PROBE = "ridge with bias, penalty chosen by 5-fold cross-validation on training rows"  # kept with each measured probe
@@ -832,14 +833,17 @@ def fit_table(fits:dict, records:list) -> str:
 
 def teacher_spread(folder, # a teacher-feature cache folder
                    texts, # the transcripts whose features to read (all in the cache)
+                   norm:str="none", # "standardize": the features as an arm with target_norm="standardize" sees them (by these texts' statistics)
                   ) -> dict:
     "How a teacher's token vectors spread: their mean squared norm, the share of it in the one vector all tokens share (their mean), and the variance per dimension around that mean."
-    from distill_l2s.teacher import TeacherCache
-    feats, lens = TeacherCache.open(folder).get(list(texts))
+    from distill_l2s.teacher import TeacherCache, feature_stats, standardize
+    cache = TeacherCache.open(folder)
+    feats, lens = cache.get(list(texts))
+    if norm == "standardize": feats = standardize(feats, lens, feature_stats(cache, list(texts)))
     x = torch.cat([feats[i, :n] for i, n in enumerate(lens.tolist())]).double()                 # (tokens, D)
     mean, total = x.mean(0), (x ** 2).sum(1).mean()
     return dict(tokens=len(x), dim=x.shape[1], mean_sq_norm=float(total), shared=float((mean ** 2).sum() / total),
-                var_per_dim=float(((x - mean) ** 2).sum(1).mean() / x.shape[1]))
+                var_per_dim=float(((x - mean) ** 2).sum(1).mean() / x.shape[1]), target_norm=norm)
 
 def _features_key(kind:str, cell:str) -> str:
     "The key in `prepared-v2.json`'s features of a teacher: e5 and the random teacher are shared, controls are per cell."
@@ -962,7 +966,9 @@ def measure(grid, # a `Grid` or a `CellGrid`
         side("prepared").write_text(json.dumps(prepared, indent=2) + "\n")
         for r in records:
             d = work / "runs" / r["name"]
-            if r["name"] not in fits and _teacher_key(r["spec"]["arm"], r["cell"]) and (d / "model").is_dir(): fits[r["name"]] = bridge_fit(d)
+            norm = r["results"].get("target_norm") or "none"  # a fit cached before fits recorded their targets' norm is redone if it matters
+            if r["name"] in fits and fits[r["name"]].get("target_norm", "none") == norm: continue
+            if _teacher_key(r["spec"]["arm"], r["cell"]) and (d / "model").is_dir(): fits[r["name"]] = bridge_fit(d)
         side("fits").write_text(json.dumps(fits, indent=1, sort_keys=True) + "\n")
     if prepared:
         for c in grid.cells:
@@ -970,9 +976,11 @@ def measure(grid, # a `Grid` or a `CellGrid`
             corpus = prepared["corpus"].get(f"{c.lang}-{c.clips}")
             for arm in c.arms:
                 key, name = _teacher_key(arm, c.name), f"{c.name}/{arm}"
-                if key is None or name in spreads or key not in prepared["features"] or corpus is None: continue
+                norm = CELL_ARMS[arm][1].get("target_norm", "none")
+                if key is None or key not in prepared["features"] or corpus is None: continue
+                if name in spreads and spreads[name].get("target_norm", "none") == norm: continue
                 texts = [r.text for r in read_split(work / corpus, "train")[0]]
-                spreads[name] = teacher_spread(work / prepared["features"][key], texts)
+                spreads[name] = teacher_spread(work / prepared["features"][key], texts, norm)
         side("teachers").write_text(json.dumps(spreads, indent=1, sort_keys=True) + "\n")
         if grid.probes:
             _probe_runs(records, grid, work, prepared, probes)

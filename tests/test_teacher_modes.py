@@ -82,6 +82,28 @@ def test_standardized_targets(work):
     assert logs and all(0.5 < h["teacher_var"] < 1.5 for h in logs)  # standardised: about 1 per dimension
 
 
+def test_measurements_read_standardised_targets(work):
+    "A run trained on standardised targets is measured against them: its bridge fit, and its teacher's spread."
+    from distill_l2s.data import read_split
+    from distill_l2s.replication import bridge_fit, teacher_spread
+    from distill_l2s.train import make_config, train
+    first = work["dir"] / "features-from"
+    train(make_config("tiny", dict(max_steps=4), lang_dir=str(work["lang"]), output_dir=str(first), teacher=str(work["teacher"]), lam=0.5))
+    cache = next(first.rglob("identity.txt")).parent  # the teacher features that run cached
+    fits = {}
+    for norm in ("none", "standardize"):
+        out = work["dir"] / f"from-cache-{norm}"
+        train(make_config("tiny", dict(max_steps=4, teacher_features=str(cache), target_norm=norm), lang_dir=str(work["lang"]),
+                          output_dir=str(out), lam=0.5))
+        fits[norm] = bridge_fit(out)
+    assert (fits["none"]["target_norm"], fits["standardize"]["target_norm"]) == ("none", "standardize")
+    assert 0.3 < fits["standardize"]["teacher_var"] < 3 < 100 * fits["none"]["teacher_var"] < 300 * fits["standardize"]["teacher_var"], fits
+    texts = [r.text for r in read_split(work["lang"], "train")[0]]
+    raw, std = (teacher_spread(cache, texts, n) for n in ("none", "standardize"))
+    assert std["target_norm"] == "standardize" and abs(std["var_per_dim"] - 1) < 0.05 and std["shared"] < 1e-3, std
+    assert raw["var_per_dim"] != std["var_per_dim"]
+
+
 @pytest.mark.parametrize("sets,message", [
     (["teacher_mode=as-run", "teacher_features=/tmp"], "not teacher_features or a control"),
     (["teacher_mode=joint", "target_norm=standardize"], "use it with teacher_mode=frozen"),
