@@ -225,12 +225,33 @@ def run_config(spec:RunSpec, grid:Grid, work_dir, prepared:dict):
                       learning_rate=grid.learning_rate, seed=spec.seed, eval_batch_size=grid.eval_clips)
     return replace(cfg, teacher_features=feats, fp16=False, **ABLATIONS.get(spec.arm, {}))
 
+def _commit() -> str | None:
+    "The git commit of the checkout the library is imported from ('+dirty' when its library files differ from it); None outside a checkout."
+    import subprocess, distill_l2s
+    root = Path(distill_l2s.__file__).resolve().parent.parent
+    git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, timeout=30)
+    try: head, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--", "distill_l2s")
+    except (OSError, subprocess.SubprocessError): return None
+    if head.returncode != 0: return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
 def _versions() -> dict:
     import transformers, distill_l2s
-    return dict(distill_l2s=distill_l2s.__version__, torch=torch.__version__, transformers=transformers.__version__)
+    return dict(distill_l2s=distill_l2s.__version__, commit=_commit(), torch=torch.__version__, transformers=transformers.__version__)
+
+def _cpu_name() -> str:
+    "The CPU's model name: Linux's /proc/cpuinfo, else `platform.processor()`; '' where neither says."
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"): return line.split(":", 1)[1].strip()
+    except OSError: pass
+    import platform
+    return platform.processor()
 
 def _device() -> str:
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores visible)"
+    "The device a run trained on, CPU model included: CPUs of two kinds round differently, so a seed's run differs between them."
+    if torch.cuda.is_available(): return torch.cuda.get_device_name()
+    return f"CPU {_cpu_name()} ({os.cpu_count()} cores visible)".replace("CPU  (", "CPU (")
 
 def _config(spec, grid, work_dir, prepared:dict):
     "A run's `TrainConfig`: from the grid's own `config` where it has one (`CellGrid`), else `run_config`."
@@ -458,6 +479,11 @@ def measurements(results_dir, # a folder of result records
     "The measurements cached beside `results_dir`."
     d = Path(results_dir)
     return {k: json.loads(p.read_text()) if (p := d.parent / f"{d.name}-{k}.json").is_file() else {} for k in SIDE_FILES}
+
+def _of_run(entry:dict|None, record:dict) -> dict|None:
+    "A cached measurement of a run (a fit, a probe) if it was measured on the weights of `record`, else None (a run trained again under the same name)."
+    if entry is None or entry.get("weights_digest", record["results"].get("weights_digest")) != record["results"].get("weights_digest"): return None
+    return entry
 
 def write_report(results_dir, # result records
                  grid, # the grid they belong to: a `Grid` or a `CellGrid`
@@ -826,7 +852,7 @@ def fit_table(fits:dict, records:list) -> str:
     "Bridge fit (R² on dev) per cell and arm, mean ± std over seeds."
     groups = {}
     for r in records:
-        if r["name"] in fits: groups.setdefault((r["cell"], r["spec"]["arm"]), []).append(fits[r["name"]]["r2"])
+        if f := _of_run(fits.get(r["name"]), r): groups.setdefault((r["cell"], r["spec"]["arm"]), []).append(f["r2"])
     lines = [[cell, arm, len(v), f"{np.mean(v):.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else "")]
              for (cell, arm), v in sorted(groups.items())]
     return markdown_table(["cell", "arm", "seeds", "R² on dev"], lines)
@@ -867,14 +893,14 @@ def _probe_runs(records:list, grid:CellGrid, work:Path, prepared:dict, probes:di
     for r in records:
         mine = [r["spec"]["arm"]] if r["spec"]["lam"] > 0 else arms.get(r["cell"], ())
         wanted = dict.fromkeys(t for a in mine if (t := probe_target(a)))
-        todo = [t for t in wanted if probes.get(f"{r['name']}|{t}", {}).get("probe") != PROBE  # not yet, or measured another way
+        todo = [t for t in wanted if (p := _of_run(probes.get(f"{r['name']}|{t}"), r)) is None or p.get("probe") != PROBE  # not yet, of another run, or measured another way
                 and _features_key(t.removesuffix("-std"), r["cell"]) in prepared["features"]]
         run = work / "runs" / r["name"]
         if not todo or not (run / "model").is_dir(): continue
         targets = {t: (work / prepared["features"][_features_key(t.removesuffix("-std"), r["cell"])], "train" if t.endswith("-std") else None)
                    for t in todo}
         if progress: print(f"probing {r['name']} against {', '.join(todo)}", flush=True)
-        for t, p in transfer_probes(run, targets).items(): probes[f"{r['name']}|{t}"] = p
+        for t, p in transfer_probes(run, targets).items(): probes[f"{r['name']}|{t}"] = {**p, "weights_digest": r["results"]["weights_digest"]}
 
 def paired_changes(records:list, metric:str="cer") -> dict:
     "Per (cell, arm) with λ > 0: seed -> relative change of the test metric against the λ = 0 baseline of the same cell and seed."
@@ -908,12 +934,12 @@ def paired_table(records:list, rule:tuple=()) -> str:
 
 def probe_table(probes:dict, records:list) -> str:
     "Per cell and arm: probe R² on dev against the arm's target, the same seed's baseline against the same target, and transfer (their difference)."
-    base = {(r["cell"], r["spec"]["seed"]): r["name"] for r in records if r["spec"]["lam"] == 0}
+    base = {(r["cell"], r["spec"]["seed"]): r for r in records if r["spec"]["lam"] == 0}
     groups = {}
     for r in records:
         t, b = probe_target(r["spec"]["arm"]), base.get((r["cell"], r["spec"]["seed"]))
         if r["spec"]["lam"] == 0 or t is None or b is None: continue
-        mine, theirs = probes.get(f"{r['name']}|{t}"), probes.get(f"{b}|{t}")
+        mine, theirs = _of_run(probes.get(f"{r['name']}|{t}"), r), _of_run(probes.get(f"{b['name']}|{t}"), b)
         if mine and theirs: groups.setdefault((r["cell"], r["spec"]["arm"], t), []).append((mine["r2"], theirs["r2"]))
     ms = lambda v: f"{np.mean(v):.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else "")
     lines = []
@@ -967,8 +993,9 @@ def measure(grid, # a `Grid` or a `CellGrid`
         for r in records:
             d = work / "runs" / r["name"]
             norm = r["results"].get("target_norm") or "none"  # a fit cached before fits recorded their targets' norm is redone if it matters
-            if r["name"] in fits and fits[r["name"]].get("target_norm", "none") == norm: continue
-            if _teacher_key(r["spec"]["arm"], r["cell"]) and (d / "model").is_dir(): fits[r["name"]] = bridge_fit(d)
+            if _of_run(fits.get(r["name"]), r) and fits[r["name"]].get("target_norm", "none") == norm: continue
+            if _teacher_key(r["spec"]["arm"], r["cell"]) and (d / "model").is_dir():
+                fits[r["name"]] = {**bridge_fit(d), "weights_digest": r["results"]["weights_digest"]}
         side("fits").write_text(json.dumps(fits, indent=1, sort_keys=True) + "\n")
     if prepared:
         for c in grid.cells:
