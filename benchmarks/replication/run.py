@@ -51,6 +51,28 @@ def device_check(results: Path, check: Path, md: Path):
     print(f"device check: {len(again)} repeated runs written to {md}")
 
 
+def machine_check(results: Path, earlier: Path, md: Path):
+    "v3: the runs first trained on earlier machines (`results/v3-earlier-machines`) beside the same runs retrained here, run by run."
+    import numpy as np
+    from distill_l2s.replication import CellRun, load_records, markdown_table, paired_table, replace_block
+    before = {r["name"]: r for r in load_records(earlier, CellRun)}
+    now = {r["name"]: r for r in load_records(results, CellRun)}
+    both = sorted(set(before) & set(now))
+    test = lambda r: r["results"]["test"]["cer"]
+    diffs = [(test(now[n]) - test(before[n])) / test(before[n]) for n in both]
+    rows = [[n, f"{test(before[n]):.4f}", f"{test(now[n]):.4f}", f"{100 * d:+.1f}%"] for n, d in zip(both, diffs)]
+    devices = lambda recs: ", ".join(sorted({r["device"] for r in recs}))
+    summary = (f"{len(both)} runs in both; relative difference of test CER, run by run: median of its size "
+               f"{100 * np.median(np.abs(diffs)):.1f}%, largest {100 * np.max(np.abs(diffs)):.1f}%.\n\n" if both else "No run in both yet.\n\n")
+    body = (f"The same specs and seeds, trained first on earlier machines ({devices(before.values())}, records in "
+            f"`results/{earlier.name}/`) and again on one machine ({devices(now.values()) or 'none yet'}, `results/{results.name}/`).\n\n"
+            + summary + (markdown_table(["run", "test CER, earlier", "test CER, here", "difference"], rows) + "\n" if rows else "")
+            + "\nPaired changes of test CER within the earlier records (they do not name their CPU; their arms were "
+            "trained in different sessions, on machines that may have differed):\n\n" + paired_table(list(before.values())))
+    replace_block(md, body, "<!-- machine-check:start -->", "<!-- machine-check:end -->")
+    print(f"machine check: {len(both)} runs in both written to {md}")
+
+
 def parser() -> argparse.ArgumentParser:
     "The command line of this script."
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,6 +140,8 @@ def main(argv=None) -> int:
     print(f"{len(rows)} table rows from {results} written to {md}; plots in {plots}")
     check = HERE / "results" / "cpu-check"
     if a.grid == "full" and any(check.glob("*.json")): device_check(results, check, md)
+    earlier = HERE / "results" / "v3-earlier-machines"
+    if a.grid == "v3" and results == HERE / "results" / "v3" and any(earlier.glob("*.json")): machine_check(results, earlier, md)
     return 1 if failed else 0
 
 
