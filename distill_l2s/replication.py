@@ -248,6 +248,17 @@ def _cpu_name() -> str:
     import platform
     return platform.processor()
 
+def _check_device(results:Path):
+    "Stop before a run is added to `results` beside records trained on another device: a seed's run differs between them."
+    here = _device()
+    for p in sorted(Path(results).glob("*.json")):
+        try: there = json.loads(p.read_text()).get("device")
+        except (OSError, json.JSONDecodeError, AttributeError): continue  # not a record: `load_records` says so when it reads them
+        if there and there != here:
+            raise ValueError(f"{p}: trained on {there!r}, and this machine is {here!r}. The same seed trains to other weights "
+                             "on another kind of CPU or GPU, so runs paired across the two would compare machines as well as arms: "
+                             "give another results folder, or pass any_device=True (run.py --any-device) to mix them anyway")
+
 def _device() -> str:
     "The device a run trained on, CPU model included: CPUs of two kinds round differently, so a seed's run differs between them."
     if torch.cuda.is_available(): return torch.cuda.get_device_name()
@@ -293,13 +304,15 @@ def run_grid(grid:Grid, # the runs
              deadline:float|None=None, # wall-clock time after which no run is started
              only:str|None=None, # train only runs whose name contains this text
              progress:bool=True,
+             any_device:bool=False, # add runs to a folder whose records were trained on another device
             ) -> dict: # counts of done, skipped, failed and postponed runs, and the failures' messages
     "Train every run of `grid` that has no result record yet."
     from distill_l2s.demo import Run, train_runs
-    prepared = grid.prepare(work_dir, teacher, progress) if hasattr(grid, "prepare") else prepare(grid, work_dir, teacher, progress)
     results = Path(results_dir)
     selected = [r for r in grid.runs() if only is None or only in r.name]
     todo = [r for r in selected if not (results / f"{r.name}.json").is_file()]
+    if todo and not any_device: _check_device(results)
+    prepared = grid.prepare(work_dir, teacher, progress) if hasattr(grid, "prepare") else prepare(grid, work_dir, teacher, progress)
     summary = dict(total=len(selected), skipped=len(selected) - len(todo), done=0, failed={}, postponed=0)
     log.info("replication: %d runs, %d finished before, %d to train in %d process(es)", summary["total"],
              summary["skipped"], len(todo), jobs)

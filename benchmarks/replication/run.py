@@ -87,6 +87,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the grid's)")
     p.add_argument("--only", default=None, help="train only runs whose name contains this text, e.g. sw-150 or seed0")
     p.add_argument("--deadline-min", type=float, default=None, help="start no run after this many minutes")
+    p.add_argument("--any-device", action="store_true", help="add runs to a results folder whose records were trained on "
+                   "another device (a seed's run differs between CPU kinds: pairs across them compare machines too)")
     p.add_argument("--report-only", action="store_true", help="write the report from the records, train nothing")
     p.add_argument("--train-only", action="store_true", help="train, then stop: no measurements, no report (a later "
                    "--report-only measures what is new; keeps both cores training while a grid runs arm by arm)")
@@ -125,7 +127,8 @@ def main(argv=None) -> int:
     failed = {}
     if not a.report_only:
         deadline = time.time() + 60 * a.deadline_min if a.deadline_min is not None else None
-        summary = run_grid(grid, work, results, jobs=jobs, threads=a.threads, teacher=a.teacher, deadline=deadline, only=a.only)
+        summary = run_grid(grid, work, results, jobs=jobs, threads=a.threads, teacher=a.teacher, deadline=deadline, only=a.only,
+                           any_device=a.any_device)
         failed = summary["failed"]
         print(f"{summary['done']} runs trained, {summary['skipped']} finished before, {len(failed)} failed, "
               f"{summary['postponed']} not started (deadline)")
