@@ -927,11 +927,12 @@ def paired_changes(records:list, metric:str="cer") -> dict:
 def verdict(changes:dict, # seed -> paired change (`paired_changes`)
             rule:tuple, # (mean paired change, seeds better, seeds): e.g. (-0.05, 4, 5)
            ) -> str:
-    "'helps' when the mean change reaches the rule's and enough seeds are better; 'open' until the rule's seeds are in."
+    "'helps' when the mean change reaches the rule's and enough seeds are better; 'open' until the rule's seeds are in. The rule judges the first `seeds` seeds (the ones it was stated for); seeds added later to confirm a verdict are the table's, not the rule's."
     change, better, seeds = rule
-    d = np.array(list(changes.values()))
+    d = np.array([changes[s] for s in sorted(changes)[:seeds]])
     if len(d) < seeds: return f"open ({len(d)} of {seeds} seeds)"
-    return "helps" if d.mean() <= change and (d < 0).sum() >= better else "does not help"
+    v = "helps" if d.mean() <= change and (d < 0).sum() >= better else "does not help"
+    return v if len(changes) == seeds else f"{v} (seeds {', '.join(map(str, sorted(changes)[:seeds]))})"
 
 def _pct(v) -> str:
     return f"{100 * np.mean(v):+.1f}%" + (f" ± {100 * np.std(v, ddof=1):.1f}%" if len(v) > 1 else "")
