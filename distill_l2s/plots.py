@@ -226,7 +226,9 @@ def summarise(runs, # result records (`result_record`, a replication record), `r
         if arm == "baseline" or not base:
             rows.append(row); continue
         # a run that did not learn says nothing about distillation: changes use the seeds that learned
-        mine, theirs = [s for s in seeds if _learned(by_seed[s])], [s for s in sorted(base) if _learned(base[s])]
+        # and the baseline's own seeds where it has every seed of this arm: seeds added to one arm do not move another's change
+        mine = [s for s in seeds if _learned(by_seed[s])]
+        theirs = [s for s in sorted(base) if _learned(base[s]) and (s in by_seed or not set(seeds) <= set(base))]
         if not mine or not theirs:
             row["no_change"] = "neither arm learned" if not mine and not theirs else \
                                ("the baseline did not learn" if not theirs else "this arm did not learn")
