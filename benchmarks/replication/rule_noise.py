@@ -1,0 +1,38 @@
+"""How often v3's rule says "helps" when no arm has any effect: a simulation of paired changes that are pure noise.
+
+    python benchmarks/replication/rule_noise.py              # spread 7.1%: v3's 30 pairs of seeds 0-4 on one machine
+    python benchmarks/replication/rule_noise.py --spread 0.05 --arms 3 --cells 2
+
+An arm "helps" when its mean paired change of test CER is -5% or better and it is better on at least 4 of 5 seeds.
+Each run's CER is drawn with noise of spread/sqrt(2), so a paired change (arm minus baseline) has the given spread;
+the arms of a cell share its baseline seeds, as in the grid, which makes their verdicts correlated.
+"""
+import argparse
+
+import numpy as np
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--spread", type=float, default=0.071, help="standard deviation of a paired change (default 0.071)")
+    p.add_argument("--arms", type=int, default=3, help="arms judged per cell (default 3)")
+    p.add_argument("--cells", type=int, default=2, help="cells (default 2)")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--trials", type=int, default=200_000)
+    a = p.parse_args(argv)
+    rng = np.random.default_rng(0)
+    run = a.spread / np.sqrt(2)
+    helps = lambda d: (d.mean(1) <= -0.05) & ((d < 0).sum(1) >= 4)
+    any_cell = np.zeros(a.trials, bool)
+    one = []
+    for _ in range(a.cells):
+        base = rng.normal(0, run, (a.trials, a.seeds))
+        for _ in range(a.arms):
+            h = helps(rng.normal(0, run, (a.trials, a.seeds)) - base)
+            one.append(h.mean()); any_cell |= h
+    print(f"paired spread {a.spread:.3f}, {a.seeds} seeds: one arm 'helps' by noise in {100 * np.mean(one):.1f}% of trials; "
+          f"at least one of {a.arms * a.cells} arms ({a.arms} per cell sharing its baseline, {a.cells} cells) in {100 * any_cell.mean():.1f}%")
+
+
+if __name__ == "__main__":
+    main()
