@@ -262,7 +262,8 @@ def _check_device(results:Path):
 def _device() -> str:
     "The device a run trained on, CPU model included: CPUs of two kinds round differently, so a seed's run differs between them."
     if torch.cuda.is_available(): return torch.cuda.get_device_name()
-    return f"CPU {_cpu_name()} ({os.cpu_count()} cores visible)".replace("CPU  (", "CPU (")
+    name = _cpu_name()
+    return f"CPU {name + ' ' if name else ''}({os.cpu_count()} cores visible)"
 
 def _config(spec, grid, work_dir, prepared:dict):
     "A run's `TrainConfig`: from the grid's own `config` where it has one (`CellGrid`), else `run_config`."
@@ -929,10 +930,11 @@ def verdict(changes:dict, # seed -> paired change (`paired_changes`)
            ) -> str:
     "'helps' when the mean change reaches the rule's and enough seeds are better; 'open' until the rule's seeds are in. The rule judges the first `seeds` seeds (the ones it was stated for); seeds added later to confirm a verdict are the table's, not the rule's."
     change, better, seeds = rule
-    d = np.array([changes[s] for s in sorted(changes)[:seeds]])
-    if len(d) < seeds: return f"open ({len(d)} of {seeds} seeds)"
+    judged = sorted(changes)[:seeds]
+    if len(judged) < seeds: return f"open ({len(judged)} of {seeds} seeds)"
+    d = np.array([changes[s] for s in judged])
     v = "helps" if d.mean() <= change and (d < 0).sum() >= better else "does not help"
-    return v if len(changes) == seeds else f"{v} (seeds {', '.join(map(str, sorted(changes)[:seeds]))})"
+    return v if len(changes) == seeds else f"{v} (seeds {', '.join(map(str, judged))})"
 
 def _pct(v) -> str:
     return f"{100 * np.mean(v):+.1f}%" + (f" ± {100 * np.std(v, ddof=1):.1f}%" if len(v) > 1 else "")
