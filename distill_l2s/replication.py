@@ -499,6 +499,10 @@ def _of_run(entry:dict|None, record:dict) -> dict|None:
     if entry is None or entry.get("weights_digest", record["results"].get("weights_digest")) != record["results"].get("weights_digest"): return None
     return entry
 
+def _stamp(measurement:dict, record:dict) -> dict:
+    "`measurement` with the weights_digest of the run it measured, so `_of_run` can tell it from a later run of the same name."
+    return {**measurement, "weights_digest": record["results"]["weights_digest"]}
+
 def write_report(results_dir, # result records
                  grid, # the grid they belong to: a `Grid` or a `CellGrid`
                  markdown_file, # file to write the tables into, between the grid's markers (appended if absent)
@@ -914,7 +918,7 @@ def _probe_runs(records:list, grid:CellGrid, work:Path, prepared:dict, probes:di
         targets = {t: (work / prepared["features"][_features_key(t.removesuffix("-std"), r["cell"])], "train" if t.endswith("-std") else None)
                    for t in todo}
         if progress: print(f"probing {r['name']} against {', '.join(todo)}", flush=True)
-        for t, p in transfer_probes(run, targets).items(): probes[f"{r['name']}|{t}"] = {**p, "weights_digest": r["results"]["weights_digest"]}
+        for t, p in transfer_probes(run, targets).items(): probes[f"{r['name']}|{t}"] = _stamp(p, r)
 
 def paired_changes(records:list, metric:str="cer") -> dict:
     "Per (cell, arm) with λ > 0: seed -> relative change of the test metric against the λ = 0 baseline of the same cell and seed."
@@ -1011,7 +1015,7 @@ def measure(grid, # a `Grid` or a `CellGrid`
             norm = r["results"].get("target_norm") or "none"  # a fit cached before fits recorded their targets' norm is redone if it matters
             if _of_run(fits.get(r["name"]), r) and fits[r["name"]].get("target_norm", "none") == norm: continue
             if _teacher_key(r["spec"]["arm"], r["cell"]) and (d / "model").is_dir():
-                fits[r["name"]] = {**bridge_fit(d), "weights_digest": r["results"]["weights_digest"]}
+                fits[r["name"]] = _stamp(bridge_fit(d), r)
         side("fits").write_text(json.dumps(fits, indent=1, sort_keys=True) + "\n")
     if prepared:
         for c in grid.cells:
