@@ -27,7 +27,8 @@ __all__ = ['log', 'ABLATIONS', 'ARMS', 'FULL', 'REDUCED', 'METRICS', 'START', 'E
            'load_records', 'main_table', 'plot_arms', 'plot_lambda', 'plot_curves', 'report_markdown', 'measurements',
            'write_report', 'replace_block', 'Cell', 'CellRun', 'CellGrid', 'compared_rows', 'bridge_fit',
            'transfer_probes', 'transfer_probe', 'internals_table', 'fit_table', 'teacher_spread', 'probe_target',
-           'paired_changes', 'verdict', 'paired_table', 'probe_table', 'spread_table', 'stronger_table', 'measure']
+           'paired_changes', 'verdict', 'paired_table', 'plateau_table', 'probe_table', 'spread_table',
+           'stronger_table', 'measure']
 
 # %% ../nbs/11_replication.ipynb #efcec602
 from .controls import control_cache
@@ -669,7 +670,11 @@ def _prepare_cells(self:CellGrid, work_dir, teacher=None, progress:bool=True) ->
         dirs = {work / rec["corpus"][k] for k in rec["corpus"] if k.split("-")[0] == lang}
         _fill_frozen_states(self, [r for d in sorted(dirs) for s in ("train", "dev", "test") for r in read_split(d, s)[0]],
                             work / "frozen-cache", progress)
-    (work / "prepared-v2.json").write_text(json.dumps(rec, indent=2) + "\n")
+    path = work / "prepared-v2.json"
+    if path.is_file():  # a grid narrowed to some cells adds to what was prepared for the others, never drops it
+        old = json.loads(path.read_text())
+        rec = {**old, **rec, **{k: {**old.get(k, {}), **rec[k]} for k in ("corpus", "features", "stronger")}}
+    path.write_text(json.dumps(rec, indent=2) + "\n")
     return rec
 
 def _fill_frozen_states(grid:CellGrid, records:list, folder:Path, progress:bool):
@@ -952,6 +957,20 @@ def paired_table(records:list, rule:tuple=()) -> str:
                       f"{sum(x < 0 for x in d)} of {len(d)}", *([verdict(ch, rule)] if rule else [])])
     return markdown_table(["cell", "arm", "seed: paired change of test CER", "mean ± std", "seeds better", *(["verdict"] if rule else [])], lines)
 
+def plateau_table(records:list, evals:int=2) -> str:
+    "Per cell and arm, each seed's dev CER at the first `evals` evaluations: when a run left CTC's blank plateau (1.00: blanks only), the λ = 0 baseline's row the reference."
+    groups, steps = {}, set()
+    for r in records:
+        ev = [h for h in r.get("history", []) if "eval_cer" in h][:evals]
+        if not ev: continue
+        groups.setdefault((r["cell"], r["spec"]["arm"]), {})[r["spec"]["seed"]] = " → ".join(f"{h['eval_cer']:.2f}" for h in ev)
+        steps.add(tuple(h["step"] for h in ev))
+    if not groups: return ""
+    seeds = sorted({s for g in groups.values() for s in g})
+    lines = [[cell, arm, *(g.get(s, "") for s in seeds)] for (cell, arm), g in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "baseline", kv[0][1]))]
+    at = "; ".join(", ".join(map(str, t)) for t in sorted(steps))
+    return f"Dev CER at steps {at}.\n\n" + markdown_table(["cell", "arm", *(f"seed {s}" for s in seeds)], lines)
+
 def probe_table(probes:dict, records:list) -> str:
     "Per cell and arm: probe R² on dev against the arm's target, the same seed's baseline against the same target, and transfer (their difference)."
     base = {(r["cell"], r["spec"]["seed"]): r for r in records if r["spec"]["lam"] == 0}
@@ -1058,6 +1077,7 @@ def _layout_cells(self:CellGrid, records:list, measured:dict, md:Path, plots_dir
            "\n".join(parts) + \
            (f"\n### Paired changes of test CER and the rule (a mean of {100 * rule[0]:+g}% or better, better on {rule[1]} "
             f"of {rule[2]} seeds)\n\n" + paired_table(records, rule) if rule else "") + \
+           ("\n### Leaving CTC's blank plateau: the first evaluations of every seed\n\n" + table if rule and (table := plateau_table(records)) else "") + \
            ("\n### Transfer: probe R² against the λ = 0 baseline of the same seed\n\n" + probe_table(probes, records) if self.probes and probes else "") + \
            "\n### What the bridge did (last logged step)\n\n" + internals_table(records) + \
            ("\n### Bridge fit\n\n" + fit_table(fits, records) if fits else "") + \
