@@ -646,6 +646,10 @@ def _student_config(grid:CellGrid, student:str, corpus:Path, out:Path, lam:float
     if student == "random": return _random_config(grid, corpus, out, lam, seed)
     raise ValueError(f"unknown student {student!r}: 'whisper' or 'random'")
 
+def _merge_prepared(old:dict, new:dict) -> dict:
+    "What was prepared for some cells (`new`) added to what was prepared for others (`old`), never dropping an entry."
+    return {**old, **new, **{k: {**old.get(k, {}), **new.get(k, {})} for k in ("corpus", "features", "stronger")}}
+
 def _prepare_cells(self:CellGrid, work_dir, teacher=None, progress:bool=True) -> dict:
     "Corpus, teacher features, stronger models, control features and frozen states, each made once."
     work = Path(work_dir)
@@ -671,9 +675,7 @@ def _prepare_cells(self:CellGrid, work_dir, teacher=None, progress:bool=True) ->
         _fill_frozen_states(self, [r for d in sorted(dirs) for s in ("train", "dev", "test") for r in read_split(d, s)[0]],
                             work / "frozen-cache", progress)
     path = work / "prepared-v2.json"
-    if path.is_file():  # a grid narrowed to some cells adds to what was prepared for the others, never drops it
-        old = json.loads(path.read_text())
-        rec = {**old, **rec, **{k: {**old.get(k, {}), **rec[k]} for k in ("corpus", "features", "stronger")}}
+    if path.is_file(): rec = _merge_prepared(json.loads(path.read_text()), rec)  # a grid narrowed to some cells (`--cells`)
     path.write_text(json.dumps(rec, indent=2) + "\n")
     return rec
 
@@ -1025,9 +1027,7 @@ def measure(grid, # a `Grid` or a `CellGrid`
     fits, spreads, probes, prepared = (measured[k] for k in ("fits", "teachers", "probes", "prepared"))
     side = lambda kind: results_dir.parent / f"{results_dir.name}-{kind}.json"
     if (work / "prepared-v2.json").is_file():
-        new = json.loads((work / "prepared-v2.json").read_text())
-        # a work folder prepared for some cells adds to what others recorded, never replaces it
-        prepared = {**prepared, **new, **{k: {**prepared.get(k, {}), **new.get(k, {})} for k in ("corpus", "features", "stronger")}}
+        prepared = _merge_prepared(prepared, json.loads((work / "prepared-v2.json").read_text()))  # a work folder of some cells adds to the record
         side("prepared").write_text(json.dumps(prepared, indent=2) + "\n")
         for r in records:
             d = work / "runs" / r["name"]
@@ -1073,11 +1073,12 @@ def _layout_cells(self:CellGrid, records:list, measured:dict, md:Path, plots_dir
         if plot_curves(recs, cells, arms, save=plots_dir / f"curves_{student}.png") is not None:
             parts.append(f"![curves {student}]({rel(plots_dir / f'curves_{student}.png')})\n")
     rule = self.rule
+    plateau = plateau_table(records) if rule else ""  # when each run left the blank plateau, beside its paired change
     body = ("### Stronger models of the knowledge control\n\n" + stronger_table(prepared, rows) + "\n" if prepared.get("stronger") else "") + \
            "\n".join(parts) + \
            (f"\n### Paired changes of test CER and the rule (a mean of {100 * rule[0]:+g}% or better, better on {rule[1]} "
             f"of {rule[2]} seeds)\n\n" + paired_table(records, rule) if rule else "") + \
-           ("\n### Leaving CTC's blank plateau: the first evaluations of every seed\n\n" + table if rule and (table := plateau_table(records)) else "") + \
+           ("\n### Leaving CTC's blank plateau: the first evaluations of every seed\n\n" + plateau if plateau else "") + \
            ("\n### Transfer: probe R² against the λ = 0 baseline of the same seed\n\n" + probe_table(probes, records) if self.probes and probes else "") + \
            "\n### What the bridge did (last logged step)\n\n" + internals_table(records) + \
            ("\n### Bridge fit\n\n" + fit_table(fits, records) if fits else "") + \
