@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from transformers.trainer_callback import ProgressCallback
 
 # %% auto #0
-__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'DEFAULT_BATCH', 'ARMS', 'REPLICATION', 'REPLICATION_V2', 'REPOSITORY',
+__all__ = ['DEFAULT_LANGS', 'DEFAULT_STEPS', 'DEFAULT_BATCH', 'ARMS', 'REPLICATION', 'REPLICATION_V3', 'REPOSITORY',
            'student_config', 'demo_family', 'demo_recipe', 'demo_config', 'DemoProgress', 'run_arm', 'usable_cores',
            'Run', 'Outcome', 'WorkerProgress', 'train_runs', 'train_texts', 'arm_record', 'results_markdown',
            'utterance_alignment', 'run_length_stats', 'side_by_side', 'next_steps', 'run_demo', 'demo_cli']
@@ -334,7 +334,7 @@ def run_length_stats(model_dir, # a run's model/ folder
 
 # %% ../nbs/10_demo.ipynb #65c20683
 REPLICATION = "benchmarks/replication/README.md"  # the measured replication, in the repository
-REPLICATION_V2 = "benchmarks/replication/v2.md"  # replication v2: the pretrained Whisper student and the controls
+REPLICATION_V3 = "benchmarks/replication/v3.md"  # the latest replication: the pretrained Whisper student, the paper's code as it ran, controls
 REPOSITORY = "https://github.com/distill-l2s/distill-l2s"
 
 def _corpus(data_dir, langs, scale, eval_clips, seed):
@@ -370,9 +370,9 @@ def next_steps(out_dir, # the demo's output folder, as given
         f"    distill-l2s-transcribe {shlex.quote(str(model))} {shlex.quote(str(clip))}",
         f"  The method measured, with three seeds per arm, in the repository's {REPLICATION}",
         f"    ({REPOSITORY}/blob/main/{REPLICATION}); this demo runs one seed per arm.",
-        f"  On a pretrained student (whisper-base), with controls that test whether the bridge carries knowledge,",
-        f"  in {REPLICATION_V2}; its Swahili cell is rerun by",
-        "    python benchmarks/replication/run.py --grid v2 --cells whisper-sw-150 --seeds 0,1,2",
+        f"  On a pretrained student (whisper-base), five seeds per arm, with the text model as the paper's code ran it and",
+        f"  controls that test whether the bridge carries knowledge, in {REPLICATION_V3}; its Swahili cell is rerun by",
+        "    python benchmarks/replication/run.py --grid v3 --cells whisper-sw-150",
         "  Scale up: more speech, steps and a larger student, e.g.",
         "    distill-l2s-demo --langs sw,ru,ar,hi --scale 4 --steps 2400 --hidden 256 --layers 4",
         "  Real data with pretrained models (a GPU and the Hugging Face hub): the README's \"Training on Common Voice\",",

@@ -81,6 +81,7 @@ def test_tiny_demo(tmp_path):
     # it ends on what to do next, and its transcribe command runs on its own clip
     tail = r.stdout[r.stdout.index("What next:"):]
     assert "benchmarks/replication/README.md" in tail and "distill-l2s-demo --langs" in tail
+    assert "benchmarks/replication/v3.md" in tail and (ROOT / "benchmarks/replication/v3.md").is_file()
     from test_commands import check_command  # every command it suggests parses
     suggested = [shlex.split(l) for l in tail.splitlines() if l.strip().startswith("distill-l2s-")]
     assert len(suggested) == 3 and all(check_command(c) is None for c in suggested), suggested
